@@ -1,0 +1,49 @@
+# Everything runs from a project virtual environment that these targets create themselves.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test lint bench export-backbone demo-models clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+demo: venv
+	$(VENV)/bin/inspection dataset generate --out demo-data --train-good 0 --test-good 6 --test-per-defect 2 \
+		--part flange
+	$(VENV)/bin/inspection inspect demo-data/flange/test --model models/demo_flange.onnx --out demo-results
+	@echo "overlays and JSON results in demo-results/"
+
+bench: venv
+	$(PY) benchmarks/model_latency.py
+	$(PY) benchmarks/accuracy_and_training.py
+
+# Retrain the shipped demo models from the committed sample datasets.
+demo-models: venv
+	$(PY) datasets/make_samples.py
+	for part in knurled_plate flange; do \
+		$(VENV)/bin/inspection train --good datasets/samples/$$part/train/good \
+			--out models/demo_$$part.onnx --name demo_$$part --defects datasets/samples/$$part/test \
+			--holdout 0.2 --quiet; \
+	done
+
+export-backbone: venv
+	$(PIP) install --quiet -e '.[export]'
+	$(PY) models/export_backbone.py
+
+clean:
+	rm -rf $(VENV) demo-data demo-results .pytest_cache .ruff_cache

@@ -1,0 +1,253 @@
+"""The `inspection` command line.
+
+Exit codes: 0 all went well; 1 the command finished but some files failed (each one is reported);
+2 the command could not run (bad option, missing folder, unusable model).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inspection.errors import InspectionError
+
+app = typer.Typer(help="Edge visual quality inspection: train, calibrate, inspect and evaluate defect models.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+dataset_app = typer.Typer(help="Synthetic production-line datasets (MVTec AD layout).", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+EXIT_FILE_ERRORS = 1
+EXIT_FATAL = 2
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(EXIT_FATAL)
+
+
+def _report_file_errors(errors: list[str]) -> None:
+    for e in errors:
+        typer.secho(f"  skipped: {e}", fg=typer.colors.YELLOW, err=True)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(p) for p in text.lower().replace("x", " ").split()]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: give a size like 256 or 256x320 (height x width)") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2:
+        raise typer.BadParameter(f"{text!r}: give a size like 256 or 256x320 (height x width)")
+    return parts[0], parts[1]
+
+
+def _default_model() -> Path:
+    from inspection.shipped import demo_model_path
+
+    return demo_model_path()
+
+
+@app.command()
+def train(
+    good: Annotated[Path, typer.Option(help="Folder of good images of the part.")],
+    out: Annotated[Path, typer.Option(help="Model file to write (.onnx).")],
+    name: Annotated[str | None, typer.Option(help="Model name (default: the output file's stem).")] = None,
+    version: Annotated[str, typer.Option(help="Model version recorded in results.")] = "1",
+    input_size: Annotated[str, typer.Option(help="Model input HxW (multiples of 16), e.g. 256 or 256x320.")]
+    = "256",
+    bank_size: Annotated[int, typer.Option(help="Memory-bank entries (coreset size).")] = 1024,
+    projection_dim: Annotated[int, typer.Option(help="Principal axes kept for the search; 0 = no projection.")]
+    = 32,
+    blur_sigma: Annotated[float, typer.Option(help="Gaussian blur of the patch map, in patches; 0 = none.")]
+    = 0.0,
+    holdout: Annotated[float, typer.Option(help="Fraction of good images held out for calibration.")] = 0.15,
+    calib_good: Annotated[Path | None, typer.Option(help="Separate folder of held-out good images.")] = None,
+    defects: Annotated[Path | None, typer.Option(help="Folder of labelled defect images, searched recursively "
+                                                      "(subfolders named good are skipped), for the F1 "
+                                                      "threshold and escape rate.")] = None,
+    target_frr: Annotated[float, typer.Option(help="Target false-reject rate on good parts.")] = 0.01,
+    policy: Annotated[str, typer.Option(help="Threshold used by the model: frr or f1 (needs --defects).")]
+    = "frr",
+    threads: Annotated[int | None, typer.Option(help="onnxruntime threads (default: all cores).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (coreset start, projections, hold-out split).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Train a model for a new part type from good images only."""
+    from inspection.training import TrainConfig
+    from inspection.training import train as run_train
+
+    if policy not in ("frr", "f1"):
+        raise _fail(f"--policy {policy!r}: choose frr or f1")
+    config = TrainConfig(name=name or out.stem, model_version=version, input_size=_parse_size(input_size),
+                         bank_size=bank_size, projection_dim=projection_dim or None, blur_sigma=blur_sigma,
+                         holdout_fraction=holdout, target_frr=target_frr, policy=policy, seed=seed,
+                         threads=threads, progress=not quiet)
+    try:
+        report = run_train(good, out, config, calib_good_dir=calib_good, defects_dir=defects)
+    except (InspectionError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    _report_file_errors(report.errors)
+    c = report.calibration
+    total = sum(report.seconds.values())
+    typer.echo(f"wrote {report.model_path}: bank {config.bank_size} from {report.patches} patches of "
+               f"{report.bank_images} images; threshold {c.threshold:.4f} ({c.policy}, "
+               f"{c.good_count} held-out good, {c.defect_count} defect); trained in {total:.1f} s")
+    for note in c.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"calibration report: {report.calibration_path}")
+    if report.errors:
+        typer.echo(f"{len(report.errors)} file(s) could not be read and were skipped")
+        raise typer.Exit(EXIT_FILE_ERRORS)
+
+
+@app.command()
+def calibrate(
+    model: Annotated[Path, typer.Option(help="Model file to re-calibrate.")],
+    good: Annotated[Path, typer.Option(help="Folder of held-out good images.")],
+    defects: Annotated[Path | None, typer.Option(help="Folder of labelled defect images, searched recursively "
+                                                      "(subfolders named good are skipped).")] = None,
+    target_frr: Annotated[float, typer.Option(help="Target false-reject rate on good parts.")] = 0.01,
+    policy: Annotated[str, typer.Option(help="frr or f1 (needs --defects).")] = "frr",
+    out: Annotated[Path | None, typer.Option(help="Write here instead of updating the model in place.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Set a model's threshold again from held-out images, without retraining."""
+    from inspection.training import recalibrate
+
+    if policy not in ("frr", "f1"):
+        raise _fail(f"--policy {policy!r}: choose frr or f1")
+    try:
+        c, report, errors = recalibrate(model, good, defects, target_frr, policy, out, progress=not quiet)
+    except (InspectionError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    _report_file_errors(errors)
+    fig = c.chosen
+    escape = "n/a (no defects given)" if fig.escape_rate is None else f"{fig.escape_rate:.2%}"
+    typer.echo(f"threshold {c.threshold:.4f} ({c.policy}): false-reject rate {fig.false_reject_rate:.2%} on "
+               f"{c.good_count} good, escape rate {escape}")
+    for note in c.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"wrote {out or model} and {report}")
+    if errors:
+        raise typer.Exit(EXIT_FILE_ERRORS)
+
+
+def _expand_inputs(items: list[Path]) -> tuple[list[Path], list[str]]:
+    from inspection.imaging import list_images
+
+    paths, errors = [], []
+    for item in items:
+        if item.is_dir():
+            found = list_images(item)
+            if not found:
+                errors.append(f"{item}: folder has no images")
+            paths.extend(found)
+        else:
+            paths.append(item)
+    return paths, errors
+
+
+@app.command()
+def inspect(
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
+    out: Annotated[Path, typer.Option(help="Folder for one JSON and one overlay PNG per image.")],
+    model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped demo model).")] = None,
+    threads: Annotated[int | None, typer.Option(help="onnxruntime threads.")] = None,
+) -> None:
+    """Inspect images: a verdict, score, regions and an overlay for each."""
+    from inspection.imaging import load_image, save_image
+    from inspection.model import InspectionModel
+    from inspection.overlay import render_overlay
+
+    try:
+        m = InspectionModel.load(model or _default_model(), threads=threads)
+    except (InspectionError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    paths, errors = _expand_inputs(images)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {"PASS": 0, "FAIL": 0}
+    for path in paths:
+        try:
+            image = load_image(path)
+        except InspectionError as exc:
+            errors.append(str(exc))
+            typer.secho(f"ERROR {exc}", fg=typer.colors.YELLOW, err=True)
+            continue
+        result = m.inspect(image, name=str(path))
+        record = result.to_result(source=str(path))
+        (out / f"{path.stem}.json").write_text(record.model_dump_json(indent=2) + "\n")
+        save_image(out / f"{path.stem}_overlay.png", render_overlay(image, result, m.meta.good_scores.p50))
+        counts[result.verdict] += 1
+        typer.echo(f"{result.verdict}  {result.score:8.4f}  {len(result.regions)} region(s)  {path}")
+    typer.echo(f"{counts['PASS']} PASS, {counts['FAIL']} FAIL, {len(errors)} error(s); results in {out}")
+    if errors:
+        raise typer.Exit(EXIT_FILE_ERRORS)
+
+
+@app.command(name="eval")
+def eval_(
+    data: Annotated[Path, typer.Option(help="Dataset folder in MVTec AD layout (test/, ground_truth/).")],
+    model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped demo model).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for eval.json and eval.md.")] = Path("eval-report"),
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Evaluate a model: image/pixel AUROC, AUPRO, F1 and confusion per defect kind."""
+    from inspection.evaluation import evaluate, to_markdown, write_reports
+    from inspection.model import InspectionModel
+
+    try:
+        m = InspectionModel.load(model or _default_model())
+        report = evaluate(m, data, progress=not quiet)
+    except (InspectionError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    js, md = write_reports(report, out)
+    typer.echo(to_markdown(report))
+    typer.echo(f"wrote {js} and {md}")
+    if report.errors:
+        raise typer.Exit(EXIT_FILE_ERRORS)
+
+
+@app.command()
+def info(model: Annotated[Path, typer.Argument(help="Model file.")]) -> None:
+    """Print a model's metadata."""
+    from inspection.metadata import read_metadata
+
+    try:
+        meta = read_metadata(model)
+    except InspectionError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(json.dumps(meta.model_dump(mode="json"), indent=2))
+
+
+@dataset_app.command("generate")
+def dataset_generate(
+    out: Annotated[Path, typer.Option(help="Folder to write <part>/train, test, ground_truth into.")],
+    part: Annotated[list[str] | None, typer.Option(help="Part type(s): knurled_plate, flange.")] = None,
+    train_good: Annotated[int, typer.Option(help="Good training images per part.")] = 200,
+    test_good: Annotated[int, typer.Option(help="Good test images per part.")] = 40,
+    test_per_defect: Annotated[int, typer.Option(help="Test images per defect kind.")] = 20,
+    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 256,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same pixels.")] = 7,
+) -> None:
+    """Generate the synthetic production-line dataset (deterministic)."""
+    from inspection.synthetic import PART_TYPES, DatasetSpec, write_dataset
+
+    parts = part or list(PART_TYPES)
+    unknown = [p for p in parts if p not in PART_TYPES]
+    if unknown:
+        raise _fail(f"unknown part type(s) {', '.join(unknown)}; choose from {', '.join(PART_TYPES)}")
+    spec = DatasetSpec(train_good, test_good, test_per_defect, size, seed)
+    for p in parts:
+        t = time.perf_counter()
+        folder = write_dataset(out, p, spec)
+        typer.echo(f"wrote {folder} in {time.perf_counter() - t:.1f} s")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

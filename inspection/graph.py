@@ -1,0 +1,127 @@
+"""Building the ONNX graphs: the shipped backbone with preprocessing in front and the anomaly head behind.
+
+Two graphs are built from the same front end, so training features and inspection come from identical ops:
+- the *feature graph* (training): ``image`` -> ``pooled8``, ``pooled16`` (steps 1-2 of the head);
+- the *inspection graph* (the model file): ``image`` -> ``anomaly_map`` (N, 1, H, W) and ``score`` (N).
+
+``image`` is uint8 RGB, NHWC, at the model's fixed input size. See :mod:`inspection.anomaly_head` for the
+algorithm in numpy; tests check the two agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from inspection.anomaly_head import HeadParams
+
+OPSET = 17
+BACKBONE_INPUT = "input"
+STRIDE = 8
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], output: str, **attrs) -> str:
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
+        return output
+
+
+def check_input_size(input_size: tuple[int, int]) -> None:
+    h, w = input_size
+    if h % 16 or w % 16 or h < 32 or w < 32:
+        raise ValueError(f"input size {h}x{w}: height and width must be multiples of 16, at least 32")
+
+
+def _front(b: _Builder, backbone: onnx.ModelProto, input_size: tuple[int, int]) -> tuple[str, str]:
+    """Preprocessing + backbone + pooling; returns the names of pooled8 and pooled16 (upsampled)."""
+    check_input_size(input_size)
+    b.op("Cast", ["image"], "pre/float", to=TensorProto.FLOAT)
+    b.op("Sub", ["pre/float", b.const("pre/offset", np.float32(127.0))], "pre/centred")
+    b.op("Mul", ["pre/centred", b.const("pre/gain", np.float32(1 / 128))], "pre/scaled")
+    b.op("Transpose", ["pre/scaled"], BACKBONE_INPUT, perm=[0, 3, 1, 2])
+    b.nodes.extend(backbone.graph.node)
+    b.inits.extend(backbone.graph.initializer)
+    feat8, feat16 = (o.name for o in backbone.graph.output)
+    pool = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "strides": [1, 1], "count_include_pad": 0}
+    p8 = b.op("AveragePool", [feat8], "head/pooled8", **pool)
+    b.op("AveragePool", [feat16], "head/pooled16_s16", **pool)
+    p16 = b.op("Resize", ["head/pooled16_s16", "", b.const("head/up2", np.array([1, 1, 2, 2], np.float32))],
+               "head/pooled16", mode="linear", coordinate_transformation_mode="half_pixel")
+    return p8, p16
+
+
+def _image_input(input_size: tuple[int, int]) -> onnx.ValueInfoProto:
+    h, w = input_size
+    return helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", h, w, 3])
+
+
+def _model(b: _Builder, outputs: list[onnx.ValueInfoProto], input_size, name: str) -> onnx.ModelProto:
+    graph = helper.make_graph(b.nodes, name, [_image_input(input_size)], outputs, b.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="inspection")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def feature_graph(backbone: onnx.ModelProto, input_size: tuple[int, int]) -> onnx.ModelProto:
+    b = _Builder()
+    p8, p16 = _front(b, backbone, input_size)
+    h, w = input_size[0] // STRIDE, input_size[1] // STRIDE
+    outs = [helper.make_tensor_value_info(p8, TensorProto.FLOAT, ["N", 40, h, w]),
+            helper.make_tensor_value_info(p16, TensorProto.FLOAT, ["N", 80, h, w])]
+    # rename the outputs to their public names
+    b.op("Identity", [p8], "pooled8")
+    b.op("Identity", [p16], "pooled16")
+    outs[0].name, outs[1].name = "pooled8", "pooled16"
+    return _model(b, outs, input_size, "inspection_features")
+
+
+def inspection_graph(backbone: onnx.ModelProto, head: HeadParams) -> onnx.ModelProto:
+    b = _Builder()
+    p8, p16 = _front(b, backbone, head.input_size)
+    h, w = head.input_size[0] // STRIDE, head.input_size[1] // STRIDE
+    s8, s16 = (np.float32(s) for s in head.layer_scales)
+    b.op("Mul", [p8, b.const("head/scale8", s8)], "head/scaled8")
+    b.op("Mul", [p16, b.const("head/scale16", s16)], "head/scaled16")
+    b.op("Concat", ["head/scaled8", "head/scaled16"], "head/joined", axis=1)
+    b.op("Transpose", ["head/joined"], "head/nhwc", perm=[0, 2, 3, 1])
+    dim = 40 + 80
+    x = b.op("Reshape", ["head/nhwc", b.const("head/rows", np.array([-1, dim], np.int64))], "head/patches")
+    xp = x
+    if head.projection is not None:
+        xp = b.op("MatMul", [x, b.const("head/projection", head.projection.astype(np.float32))], "head/projected")
+    # |x - m|^2 = |x|^2 + (|m|^2 - 2 x.m): one Gemm with the bias folded in, then the minimum over m
+    b.op("Gemm", [xp, b.const("head/bank_t", (-2 * head.bank.astype(np.float64).T).astype(np.float32)),
+                  b.const("head/bank_sq", head.bank_sq.astype(np.float32))], "head/cross")
+    b.op("ReduceMin", ["head/cross"], "head/min_cross", axes=[1], keepdims=0)
+    b.op("ReduceSumSquare", [x], "head/x_sq", axes=[1], keepdims=0)
+    b.op("Add", ["head/min_cross", "head/x_sq"], "head/d2")
+    b.op("Relu", ["head/d2"], "head/d2_pos")  # rounding can make a tiny distance negative
+    b.op("Sqrt", ["head/d2_pos"], "head/dist")
+    b.op("Reshape", ["head/dist", b.const("head/map_shape", np.array([-1, 1, h, w], np.int64))], "head/patch_map")
+    smooth = "head/patch_map"
+    if head.blur_sigma > 0:
+        kernel = head.blur_kernel
+        r = kernel.shape[0] // 2
+        pads = b.const("head/blur_pads", np.array([0, 0, r, r, 0, 0, r, r], np.int64))
+        b.op("Pad", ["head/patch_map", pads], "head/padded", mode="edge")
+        smooth = b.op("Conv", ["head/padded", b.const("head/blur", kernel[None, None].astype(np.float32))],
+                      "head/smooth")
+    b.op("Resize", [smooth, "", b.const("head/up8", np.array([1, 1, STRIDE, STRIDE], np.float32))],
+         "anomaly_map", mode="linear", coordinate_transformation_mode="half_pixel")
+    # the score is the map's maximum, so a part that fails always has a region above the threshold
+    b.op("ReduceMax", ["anomaly_map"], "score", axes=[1, 2, 3], keepdims=0)
+    H, W = head.input_size
+    outs = [helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["N", 1, H, W]),
+            helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])]
+    return _model(b, outs, head.input_size, "inspection_patchcore")

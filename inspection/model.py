@@ -1,0 +1,100 @@
+"""Running an inspection model: one ONNX file in, a typed verdict with anomaly map and regions out."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from inspection.errors import ModelError
+from inspection.imaging import as_rgb8, load_image
+from inspection.metadata import ModelMetadata, from_props
+from inspection.regions import find_regions
+from inspection.result import Inspection, ModelInfo, StageTimings
+
+
+def session_options(threads: int | None) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or os.cpu_count() or 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return opts
+
+
+def resize_for_model(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize RGB uint8 to (height, width), as the metadata's preprocessing says."""
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image
+    shrink = image.shape[0] > h or image.shape[1] > w
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+class InspectionModel:
+    """A trained inspection model. ``InspectionModel.load(path)``, then ``inspect(image)``."""
+
+    def __init__(self, session: ort.InferenceSession, meta: ModelMetadata, sha256: str, path: str):
+        self.session, self.meta, self.path = session, meta, path
+        self.info = ModelInfo(name=meta.name, version=meta.model_version, sha256=sha256)
+        self.threshold = meta.threshold
+
+    @classmethod
+    def load(cls, path: str | Path, threads: int | None = None,
+             providers: list[str] | None = None) -> InspectionModel:
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read model file ({exc.strerror})") from None
+        try:
+            session = ort.InferenceSession(data, session_options(threads),
+                                           providers=providers or ["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for files that are not ONNX
+            raise ModelError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from None
+        meta = from_props(session.get_modelmeta().custom_metadata_map, str(path))
+        names = {i.name for i in session.get_inputs()}, {o.name for o in session.get_outputs()}
+        if names != ({"image"}, {"anomaly_map", "score"}):
+            raise ModelError(f"{path}: graph has inputs {sorted(names[0])} and outputs {sorted(names[1])}; "
+                             "an inspection model has input 'image' and outputs 'anomaly_map', 'score'")
+        return cls(session, meta, hashlib.sha256(data).hexdigest(), str(path))
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.meta.input_size)
+
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw graph call: uint8 (N, H, W, 3) at the input size -> (maps (N, H, W), scores (N,))."""
+        maps, scores = self.session.run(["anomaly_map", "score"], {"image": batch})
+        return maps[:, 0], scores
+
+    def inspect(self, image: np.ndarray | str | Path, name: str = "image") -> Inspection:
+        """Inspect one RGB uint8 HxWx3 image (or an image file); the map comes back at the image's size."""
+        t0 = time.perf_counter()
+        if isinstance(image, str | Path):
+            name, image = str(image), load_image(image)
+        else:
+            image = as_rgb8(np.asarray(image), name)
+        batch = resize_for_model(image, self.input_size)[None]
+        t1 = time.perf_counter()
+        maps, scores = self.run(batch)
+        t2 = time.perf_counter()
+        inspection = self._postprocess(image.shape[:2], maps[0], float(scores[0]))
+        t3 = time.perf_counter()
+        inspection.timings = StageTimings(preprocess_ms=(t1 - t0) * 1e3, inference_ms=(t2 - t1) * 1e3,
+                                          postprocess_ms=(t3 - t2) * 1e3)
+        return inspection
+
+    def _postprocess(self, image_hw: tuple[int, int], model_map: np.ndarray, score: float) -> Inspection:
+        h, w = image_hw
+        mh, mw = model_map.shape
+        regions = find_regions(model_map, self.threshold, scale=(w / mw, h / mh))
+        full = model_map if (h, w) == (mh, mw) else cv2.resize(model_map, (w, h), interpolation=cv2.INTER_LINEAR)
+        verdict = "FAIL" if score > self.threshold else "PASS"
+        return Inspection(verdict=verdict, score=score, threshold=self.threshold, anomaly_map=full,
+                          regions=regions, timings=StageTimings(preprocess_ms=0, inference_ms=0,
+                                                                postprocess_ms=0), model=self.info)

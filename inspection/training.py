@@ -1,0 +1,247 @@
+"""Training a model for a new part type from good images only, with onnxruntime and numpy (no torch).
+
+good images -> feature graph (backbone, pooling) -> patch features -> greedy k-center coreset -> memory bank
+-> principal axes -> one ONNX inspection graph with the metadata inside -> threshold calibrated on held-out
+good images (and labelled defects, if given) -> model file + calibration report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from tqdm import tqdm
+
+from inspection import __version__
+from inspection.anomaly_head import HeadParams, layer_scales, patch_features, principal_axes
+from inspection.calibration import Calibration, Policy, calibrate, save_report, score_stats
+from inspection.coreset import greedy_coreset
+from inspection.errors import DatasetError, ImageError
+from inspection.graph import check_input_size, feature_graph, inspection_graph
+from inspection.imaging import list_images, load_image
+from inspection.metadata import Head, ModelMetadata, TrainingSet, write_metadata
+from inspection.model import InspectionModel, resize_for_model, session_options
+from inspection.shipped import backbone_path
+
+MIN_TRAIN_IMAGES = 8
+SELECTION_DIM = 32  # random projection used only to choose the coreset (fast, ranks distances well)
+
+
+@dataclass
+class TrainConfig:
+    name: str
+    model_version: str = "1"
+    input_size: tuple[int, int] = (256, 256)
+    bank_size: int = 1024
+    projection_dim: int | None = 32
+    blur_sigma: float = 0.0
+    holdout_fraction: float = 0.15
+    target_frr: float = 0.01
+    policy: Policy = "frr"
+    seed: int = 0
+    threads: int | None = None
+    batch_size: int = 16
+    progress: bool = True
+
+    def check(self) -> None:
+        check_input_size(self.input_size)
+        if self.bank_size < 16:
+            raise ValueError(f"bank size {self.bank_size} is too small (at least 16)")
+        if self.projection_dim is not None and not 1 <= self.projection_dim <= 120:
+            raise ValueError(f"projection dim {self.projection_dim} must be between 1 and 120 (or none)")
+        if not 0 <= self.holdout_fraction < 0.9:
+            raise ValueError(f"holdout fraction {self.holdout_fraction} must be in [0, 0.9)")
+
+
+@dataclass
+class LoadedImages:
+    paths: list[Path]
+    images: np.ndarray  # (N, H, W, 3) uint8 at the model input size
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainReport:
+    model_path: Path
+    calibration: Calibration
+    calibration_path: Path
+    bank_images: int
+    held_out: int
+    patches: int
+    errors: list[str]
+    seconds: dict[str, float]
+
+
+def load_folder(paths: Iterable[Path], size: tuple[int, int], what: str, progress: bool) -> LoadedImages:
+    """Load and resize images, collecting a message per unreadable file instead of stopping."""
+    ok_paths, images, errors = [], [], []
+    for p in tqdm(list(paths), desc=f"reading {what}", unit="img", disable=not progress, leave=False):
+        try:
+            images.append(resize_for_model(load_image(p), size))
+            ok_paths.append(p)
+        except ImageError as exc:
+            errors.append(str(exc))
+    arr = np.stack(images) if images else np.zeros((0, *size, 3), np.uint8)
+    return LoadedImages(ok_paths, arr, errors)
+
+
+def images_under(folder: str | Path, what: str, recursive: bool = False) -> list[Path]:
+    """Images in a folder; ``recursive`` also takes its subfolders except any named ``good`` (so an MVTec
+    ``test/`` folder gives exactly its defect images)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: {what} folder does not exist")
+    if recursive:
+        dirs = [folder, *sorted(d for d in folder.rglob("*") if d.is_dir()
+                                and "good" not in d.relative_to(folder).parts)]
+        paths = [p for d in dirs for p in list_images(d)]
+    else:
+        paths = list_images(folder)
+    if not paths:
+        raise DatasetError(f"{folder}: no images in the {what} folder (looked for .png, .jpg, .bmp, .tif, .webp)")
+    return paths
+
+
+def dataset_digest(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths, key=lambda p: p.name):
+        h.update(p.name.encode())
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def extract_pooled(session: ort.InferenceSession, images: np.ndarray, batch: int, progress: bool
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    p8s, p16s = [], []
+    for i in tqdm(range(0, len(images), batch), desc="features", unit="batch", disable=not progress,
+                  leave=False):
+        p8, p16 = session.run(["pooled8", "pooled16"], {"image": images[i:i + batch]})
+        p8s.append(p8)
+        p16s.append(p16)
+    return np.concatenate(p8s), np.concatenate(p16s)
+
+
+def fit_head(p8: np.ndarray, p16: np.ndarray, config: TrainConfig) -> HeadParams:
+    """Memory bank, principal axes and layer scales from the pooled features of the good images."""
+    scales = layer_scales(p8, p16)
+    x = patch_features(p8, p16, scales).reshape(-1, p8.shape[1] + p16.shape[1]).astype(np.float32)
+    rng = np.random.default_rng(config.seed)
+    chooser = x @ (rng.standard_normal((x.shape[1], SELECTION_DIM)) / np.sqrt(SELECTION_DIM)).astype(np.float32)
+    with tqdm(total=min(config.bank_size, len(x)), desc="coreset", unit="entry", disable=not config.progress,
+              leave=False) as bar:
+        chosen = greedy_coreset(chooser, config.bank_size, seed=config.seed, progress=bar.update)
+    full = x[chosen]
+    projection = None
+    bank = full
+    if config.projection_dim is not None and config.projection_dim < full.shape[1]:
+        projection = principal_axes(full, config.projection_dim, seed=config.seed)
+        bank = full @ projection
+    bank_sq = np.sum(full.astype(np.float64) ** 2, axis=1)
+    return HeadParams(scales, projection, bank.astype(np.float32), bank_sq, config.blur_sigma, config.input_size)
+
+
+def score_images(model: InspectionModel, images: np.ndarray, batch: int = 16) -> np.ndarray:
+    return np.concatenate([model.run(images[i:i + batch])[1] for i in range(0, len(images), batch)]) if len(
+        images) else np.zeros(0)
+
+
+def train(good_dir: str | Path, out: str | Path, config: TrainConfig, calib_good_dir: str | Path | None = None,
+          defects_dir: str | Path | None = None) -> TrainReport:
+    config.check()
+    out = Path(out)
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    good_paths = images_under(good_dir, "good images")
+    if calib_good_dir is None:
+        order = np.random.default_rng(config.seed).permutation(len(good_paths))
+        n_hold = round(len(good_paths) * config.holdout_fraction)
+        hold_paths = [good_paths[i] for i in sorted(order[:n_hold])]
+        bank_paths = [good_paths[i] for i in sorted(order[n_hold:])]
+    else:
+        bank_paths, hold_paths = good_paths, images_under(calib_good_dir, "held-out good images")
+    bank_set = load_folder(bank_paths, config.input_size, "good images", config.progress)
+    hold_set = load_folder(hold_paths, config.input_size, "held-out good images", config.progress)
+    defect_set = (load_folder(images_under(defects_dir, "defect images", recursive=True), config.input_size,
+                              "defect images", config.progress) if defects_dir else None)
+    errors = bank_set.errors + hold_set.errors + (defect_set.errors if defect_set else [])
+    if len(bank_set.paths) < MIN_TRAIN_IMAGES:
+        raise DatasetError(f"{good_dir}: {len(bank_set.paths)} readable good images for the memory bank; at "
+                           f"least {MIN_TRAIN_IMAGES} are needed (more is better: 100-300 covering the normal "
+                           "variation)" + (f". Unreadable: {'; '.join(errors)}" if errors else ""))
+    if len(hold_set.paths) == 0:
+        raise DatasetError(f"{good_dir}: no held-out good images for calibration; raise --holdout or give "
+                           "--calib-good")
+    seconds["read"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    backbone = onnx.load(str(backbone_path()))
+    features = ort.InferenceSession(feature_graph(backbone, config.input_size).SerializeToString(),
+                                    session_options(config.threads), providers=["CPUExecutionProvider"])
+    p8, p16 = extract_pooled(features, bank_set.images, config.batch_size, config.progress)
+    seconds["features"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    head = fit_head(p8, p16, config)
+    seconds["coreset"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    graph = inspection_graph(backbone, head)
+    meta = ModelMetadata(
+        name=config.name, model_version=config.model_version, input_size=config.input_size, threshold=0.0,
+        good_scores=score_stats(np.zeros(1)),
+        training_set=TrainingSet(folder=Path(good_dir).name, images=len(bank_set.paths),
+                                 held_out=len(hold_set.paths), digest=dataset_digest(bank_set.paths)),
+        head=Head(backbone=backbone_path().name,
+                  backbone_sha256=hashlib.sha256(backbone_path().read_bytes()).hexdigest(),
+                  layers=["block4 (stride 8, 40 ch)", "block7 (stride 16, 80 ch)"], feature_dim=120,
+                  projection_dim=None if head.projection is None else head.projection.shape[1],
+                  bank_size=len(head.bank), blur_sigma=config.blur_sigma),
+        tool_version=__version__)
+    write_metadata(graph, meta)
+    model = InspectionModel(ort.InferenceSession(graph.SerializeToString(), session_options(config.threads),
+                                                 providers=["CPUExecutionProvider"]), meta, "", str(out))
+    good_scores = score_images(model, hold_set.images)
+    defect_scores = score_images(model, defect_set.images) if defect_set else None
+    calibration = calibrate(good_scores, defect_scores, config.target_frr, config.policy)
+    meta.threshold = calibration.threshold
+    meta.good_scores = calibration.good_scores
+    meta.calibration = calibration.summary()
+    write_metadata(graph, meta)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    onnx.save(graph, str(tmp))
+    tmp.replace(out)
+    report = save_report(out, calibration)
+    seconds["calibrate"] = time.perf_counter() - t
+    return TrainReport(out, calibration, report, len(bank_set.paths), len(hold_set.paths),
+                       int(p8.shape[0] * p8.shape[2] * p8.shape[3]), errors, seconds)
+
+
+def recalibrate(model_path: str | Path, good_dir: str | Path, defects_dir: str | Path | None,
+                target_frr: float, policy: Policy, out: str | Path | None = None,
+                threads: int | None = None, progress: bool = True) -> tuple[Calibration, Path, list[str]]:
+    """Set a model's threshold again from new held-out images, without retraining."""
+    model = InspectionModel.load(model_path, threads=threads)
+    good = load_folder(images_under(good_dir, "held-out good images"), model.input_size, "good images", progress)
+    defects = (load_folder(images_under(defects_dir, "defect images", recursive=True), model.input_size,
+                           "defect images", progress) if defects_dir else None)
+    if len(good.paths) == 0:
+        raise DatasetError(f"{good_dir}: none of the good images could be read: {'; '.join(good.errors)}")
+    calibration = calibrate(score_images(model, good.images),
+                            score_images(model, defects.images) if defects else None, target_frr, policy)
+    graph = onnx.load(str(model_path))
+    meta = model.meta.model_copy(update={"threshold": calibration.threshold,
+                                         "good_scores": calibration.good_scores,
+                                         "calibration": calibration.summary()})
+    write_metadata(graph, meta)
+    out = Path(out or model_path)
+    tmp = out.with_name(out.name + ".tmp")
+    onnx.save(graph, str(tmp))
+    tmp.replace(out)
+    return calibration, save_report(out, calibration), good.errors + (defects.errors if defects else [])
