@@ -38,7 +38,7 @@ demo-models: venv
 	for part in knurled_plate flange; do \
 		$(VENV)/bin/inspection train --good datasets/samples/$$part/train/good \
 			--out models/demo_$$part.onnx --name demo_$$part --defects datasets/samples/$$part/test \
-			--holdout 0.2 --quiet; \
+			--holdout 0.25 --quiet; \
 	done
 
 export-backbone: venv

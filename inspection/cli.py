@@ -153,6 +153,23 @@ def _expand_inputs(items: list[Path]) -> tuple[list[Path], list[str]]:
     return paths, errors
 
 
+def _output_stems(paths: list[Path]) -> list[str]:
+    """One distinct output name per input: the file's stem, prefixed by its folder where stems repeat."""
+    counts: dict[str, int] = {}
+    for p in paths:
+        counts[p.stem] = counts.get(p.stem, 0) + 1
+    stems, used = [], set()
+    for p in paths:
+        stem = p.stem if counts[p.stem] == 1 else f"{p.parent.name}_{p.stem}"
+        candidate, n = stem, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{stem}_{n}"
+        used.add(candidate)
+        stems.append(candidate)
+    return stems
+
+
 @app.command()
 def inspect(
     images: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
@@ -172,7 +189,7 @@ def inspect(
     paths, errors = _expand_inputs(images)
     out.mkdir(parents=True, exist_ok=True)
     counts = {"PASS": 0, "FAIL": 0}
-    for path in paths:
+    for path, stem in zip(paths, _output_stems(paths), strict=True):
         try:
             image = load_image(path)
         except InspectionError as exc:
@@ -181,8 +198,8 @@ def inspect(
             continue
         result = m.inspect(image, name=str(path))
         record = result.to_result(source=str(path))
-        (out / f"{path.stem}.json").write_text(record.model_dump_json(indent=2) + "\n")
-        save_image(out / f"{path.stem}_overlay.png", render_overlay(image, result, m.meta.good_scores.p50))
+        (out / f"{stem}.json").write_text(record.model_dump_json(indent=2) + "\n")
+        save_image(out / f"{stem}_overlay.png", render_overlay(image, result, m.meta.good_scores.p50))
         counts[result.verdict] += 1
         typer.echo(f"{result.verdict}  {result.score:8.4f}  {len(result.regions)} region(s)  {path}")
     typer.echo(f"{counts['PASS']} PASS, {counts['FAIL']} FAIL, {len(errors)} error(s); results in {out}")

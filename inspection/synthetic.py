@@ -289,6 +289,9 @@ def make_part(part_type: str, rng: np.random.Generator, defect: str | None = Non
     return SyntheticPart(np.round(img).astype(np.uint8), mask_small.astype(np.uint8) * 255, part_type, defect)
 
 
+_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 9]
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     train_good: int = 200
@@ -309,9 +312,9 @@ def write_dataset(root: Path, part_type: str, spec: DatasetSpec = DatasetSpec())
         for i in range(count):
             part = make_part(part_type, rng_for(spec.seed, part_type, split, kind, i),
                              None if kind == "good" else kind, spec.size)
-            cv2.imwrite(str(out / f"{i:03d}.png"), cv2.cvtColor(part.image, cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(out / f"{i:03d}.png"), cv2.cvtColor(part.image, cv2.COLOR_RGB2BGR), _PNG)
             if kind != "good":
                 gt = base / "ground_truth" / kind
                 gt.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(gt / f"{i:03d}_mask.png"), part.mask)
+                cv2.imwrite(str(gt / f"{i:03d}_mask.png"), part.mask, _PNG)
     return base
