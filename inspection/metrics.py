@@ -52,8 +52,12 @@ def aupro(masks: np.ndarray, maps: np.ndarray, fpr_limit: float = 0.3, steps: in
     # threshold t_k such that the fraction of negatives strictly above it is fprs[k]
     idx = np.clip(np.ceil(n * (1 - fprs)).astype(int) - 1, 0, n - 1)
     thresholds = negatives[idx]
+    # also just below each: where scores tie, FPR jumps there, and the curve needs both ends of the jump
+    thresholds = np.unique(np.concatenate([thresholds, np.nextafter(thresholds, -np.inf)]))[::-1]
     actual_fpr = (n - np.searchsorted(negatives, thresholds, side="right")) / n
     pro = np.mean([(len(r) - np.searchsorted(r, thresholds, side="right")) / len(r) for r in regions], axis=0)
+    # the curve ends at (1, 1), a threshold below every score; tied scores may leave a gap up to it
+    actual_fpr, pro = np.append(actual_fpr, 1.0), np.append(pro, 1.0)
     # a curve from FPR 0 to the limit (interpolating the last point onto the limit exactly)
     keep = actual_fpr <= fpr_limit
     x, y = actual_fpr[keep], pro[keep]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from inspection.errors import ModelError
@@ -52,11 +53,15 @@ class InspectionModel:
         except OSError as exc:
             raise ModelError(f"{path}: cannot read model file ({exc.strerror})") from None
         try:
+            proto = onnx.load_from_string(data)
+        except Exception as exc:  # protobuf raises DecodeError and others for files that are not ONNX
+            raise ModelError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
+        meta = from_props({p.key: p.value for p in proto.metadata_props}, str(path))
+        try:
             session = ort.InferenceSession(data, session_options(threads),
                                            providers=providers or ["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for files that are not ONNX
-            raise ModelError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from None
-        meta = from_props(session.get_modelmeta().custom_metadata_map, str(path))
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"{path}: onnxruntime cannot load the model ({str(exc).splitlines()[0][:300]})") from None
         names = {i.name for i in session.get_inputs()}, {o.name for o in session.get_outputs()}
         if names != ({"image"}, {"anomaly_map", "score"}):
             raise ModelError(f"{path}: graph has inputs {sorted(names[0])} and outputs {sorted(names[1])}; "

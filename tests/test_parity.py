@@ -1,0 +1,67 @@
+"""The ONNX inspection graph computes the same as the numpy reference of the algorithm, and a model
+reloaded from disk gives the same verdicts as the one trained in memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from inspection.anomaly_head import HeadParams, principal_axes, reference_outputs
+from inspection.graph import inspection_graph
+from inspection.imaging import list_images, load_image
+from inspection.model import InspectionModel, resize_for_model
+from inspection.shipped import backbone_path
+
+
+def _images(samples, n=6, size=(256, 256)):
+    paths = list_images(samples / "flange" / "test" / "crack")[:n // 2] + \
+        list_images(samples / "flange" / "test" / "good")[:n - n // 2]
+    return np.stack([resize_for_model(load_image(p), size) for p in paths])
+
+
+def _backbone_features(images):
+    sess = ort.InferenceSession(str(backbone_path()), providers=["CPUExecutionProvider"])
+    x = ((images.astype(np.float32) - 127) / 128).transpose(0, 3, 1, 2)
+    return sess.run(["feat8", "feat16"], {"input": x})
+
+
+@pytest.mark.parametrize(("projection_dim", "blur_sigma", "size"), [
+    (None, 0.0, (256, 256)), (32, 0.0, (256, 256)), (16, 1.0, (256, 256)), (32, 0.0, (192, 256))])
+def test_graph_matches_numpy_reference(samples, projection_dim, blur_sigma, size):
+    rng = np.random.default_rng(0)
+    images = _images(samples, size=size)
+    bank_full = rng.standard_normal((300, 120)).astype(np.float32) * 0.3
+    projection = principal_axes(bank_full, projection_dim) if projection_dim else None
+    bank = bank_full @ projection if projection is not None else bank_full
+    head = HeadParams((0.05, 0.04), projection, bank, np.sum(bank_full.astype(np.float64) ** 2, 1), blur_sigma, size)
+    graph = inspection_graph(onnx.load(str(backbone_path())), head)
+    sess = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    maps, scores = sess.run(["anomaly_map", "score"], {"image": images})
+    ref_maps, ref_scores = reference_outputs(*_backbone_features(images), head)
+    assert maps.shape == (len(images), 1, *size)
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(maps, ref_maps, atol=1e-4, rtol=0)
+
+
+def test_trained_model_matches_reference_and_reload(samples, small_model, tmp_path):
+    model = InspectionModel.load(small_model)
+    graph = onnx.load(str(small_model))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in graph.graph.initializer}
+    head = HeadParams((float(inits["head/scale8"]), float(inits["head/scale16"])), inits["head/projection"],
+                      -0.5 * inits["head/bank_t"].T, inits["head/bank_sq"], model.meta.head.blur_sigma,
+                      model.input_size)
+    images = _images(samples, n=8)
+    maps, scores = model.run(images)
+    ref_maps, ref_scores = reference_outputs(*_backbone_features(images), head)
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(maps, ref_maps[:, 0], atol=1e-4, rtol=0)
+
+    # write a copy, load it again: identical scores and verdicts
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(small_model.read_bytes())
+    again = InspectionModel.load(copy)
+    for img in images:
+        a, b = model.inspect(img), again.inspect(img)
+        assert (a.verdict, a.score) == (b.verdict, b.score)

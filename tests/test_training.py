@@ -1,0 +1,102 @@
+"""Training from good images only, through the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+from typer.testing import CliRunner
+
+from inspection.cli import app
+from inspection.metadata import REQUIRED_KEYS, read_metadata
+from inspection.model import InspectionModel
+
+runner = CliRunner()
+
+
+def _copy_good(samples, dest, n):
+    dest.mkdir(parents=True, exist_ok=True)
+    for p in sorted((samples / "knurled_plate" / "train" / "good").glob("*.png"))[:n]:
+        shutil.copy(p, dest / p.name)
+    return dest
+
+
+def test_train_writes_one_graph_with_metadata_and_report(samples, tmp_path):
+    good = _copy_good(samples, tmp_path / "good", 30)
+    out = tmp_path / "plate.onnx"
+    res = runner.invoke(app, ["train", "--good", str(good), "--out", str(out), "--bank-size", "128",
+                              "--defects", str(samples / "knurled_plate" / "test"), "--quiet", "--version", "7"])
+    assert res.exit_code == 0, res.output
+    graph = onnx.load(str(out))
+    assert [i.name for i in graph.graph.input] == ["image"]
+    assert [o.name for o in graph.graph.output] == ["anomaly_map", "score"]
+    keys = {p.key for p in graph.metadata_props}
+    assert set(REQUIRED_KEYS) <= keys
+    meta = read_metadata(out)
+    assert meta.model_version == "7" and meta.head.bank_size == 128 and meta.head.projection_dim == 32
+    assert meta.training_set.images + meta.training_set.held_out == 30
+    assert len(meta.training_set.digest) == 64
+    report = json.loads((tmp_path / "plate.calibration.json").read_text())
+    assert report["threshold"] == meta.threshold
+    assert report["defect_count"] == 16  # test/good is not counted as defects
+    assert report["f1_threshold"]["escape_rate"] is not None
+
+
+def test_training_is_deterministic(samples, tmp_path):
+    good = _copy_good(samples, tmp_path / "good", 20)
+    scores = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.onnx"
+        assert runner.invoke(app, ["train", "--good", str(good), "--out", str(out), "--bank-size", "64",
+                                   "--quiet"]).exit_code == 0
+        img = np.asarray(np.random.default_rng(0).integers(0, 255, (1, 256, 256, 3)), np.uint8)
+        scores.append(InspectionModel.load(out).run(img)[1][0])
+    assert scores[0] == scores[1]
+
+
+def test_bad_images_are_skipped_and_reported(samples, tmp_path):
+    good = _copy_good(samples, tmp_path / "good", 20)
+    (good / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (good / "zz_empty.jpg").write_bytes(b"")
+    out = tmp_path / "m.onnx"
+    res = runner.invoke(app, ["train", "--good", str(good), "--out", str(out), "--bank-size", "64", "--quiet"])
+    assert res.exit_code == 1, res.output  # finished, but some files failed
+    assert out.is_file()
+    assert "zz_broken.png" in res.output and "zz_empty.jpg: file is empty" in res.output
+    assert read_metadata(out).training_set.images + read_metadata(out).training_set.held_out == 20
+
+
+def test_empty_missing_and_too_small_folders(tmp_path, samples):
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, ["train", "--good", str(tmp_path / "empty"), "--out", str(tmp_path / "m.onnx")])
+    assert res.exit_code == 2 and "no images in the good images folder" in res.output
+    res = runner.invoke(app, ["train", "--good", str(tmp_path / "nope"), "--out", str(tmp_path / "m.onnx")])
+    assert res.exit_code == 2 and "does not exist" in res.output
+    few = _copy_good(samples, tmp_path / "few", 5)
+    res = runner.invoke(app, ["train", "--good", str(few), "--out", str(tmp_path / "m.onnx"), "--quiet"])
+    assert res.exit_code == 2 and "at least 8 are needed" in res.output
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_bad_options_are_named(samples, tmp_path):
+    good = samples / "knurled_plate" / "train" / "good"
+    res = runner.invoke(app, ["train", "--good", str(good), "--out", str(tmp_path / "m.onnx"), "--input-size", "250"])
+    assert res.exit_code == 2 and "multiples of 16" in res.output
+    res = runner.invoke(app, ["train", "--good", str(good), "--out", str(tmp_path / "m.onnx"), "--policy", "f1"])
+    assert res.exit_code == 2 and "needs labelled defect images" in res.output
+
+
+def test_calibrate_rewrites_threshold_without_retraining(small_model, samples, tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(small_model.read_bytes())
+    before = read_metadata(model)
+    res = runner.invoke(app, ["calibrate", "--model", str(model), "--good", str(samples / "flange" / "test" / "good"),
+                              "--defects", str(samples / "flange" / "test"), "--policy", "f1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    after = read_metadata(model)
+    assert after.calibration["policy"] == "f1" and after.calibration["defect_count"] == 16
+    assert after.threshold != before.threshold
+    assert after.training_set == before.training_set and after.head == before.head
+    assert InspectionModel.load(model).threshold == after.threshold
