@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench export-backbone demo-models clean
+.PHONY: venv services demo test lint bench export-backbone demo-models clean
 
 venv: $(STAMP)
 
@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: venv
+services:
+	@bash .ci/ensure-services
+
+test: venv services
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -q
 
@@ -25,12 +28,13 @@ lint: venv
 demo: venv
 	$(VENV)/bin/inspection dataset generate --out demo-data --train-good 0 --test-good 6 --test-per-defect 2 \
 		--part flange
-	$(VENV)/bin/inspection inspect demo-data/flange/test --model models/demo_flange.onnx --out demo-results
-	@echo "overlays and JSON results in demo-results/"
+	$(VENV)/bin/inspection inspect demo-data/flange/test/good demo-data/flange/test/crack \
+		demo-data/flange/test/spot demo-data/flange/test/scratch demo-data/flange/test/missing \
+		--model models/demo_flange.onnx --out demo-results
+	@echo "overlays (*_overlay.png) and JSON results are in demo-results/"
 
 bench: venv
-	$(PY) benchmarks/model_latency.py
-	$(PY) benchmarks/accuracy_and_training.py
+	$(PY) benchmarks/core_benchmark.py all
 
 # Retrain the shipped demo models from the committed sample datasets.
 demo-models: venv

@@ -1,0 +1,30 @@
+"""The files that ship in models/: the backbone and the demo models built on it."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from inspection.metadata import read_metadata
+from inspection.shipped import backbone_path, demo_model_path
+from inspection.synthetic import PART_TYPES
+
+
+def test_backbone_outputs_stride_8_and_16_features():
+    sess = ort.InferenceSession(str(backbone_path()), providers=["CPUExecutionProvider"])
+    f8, f16 = sess.run(["feat8", "feat16"], {"input": np.zeros((2, 3, 256, 320), np.float32)})
+    assert f8.shape == (2, 40, 32, 40) and f16.shape == (2, 80, 16, 20)
+    ops = {n.op_type for n in onnx.load(str(backbone_path())).graph.node}
+    assert ops == {"Conv", "Clip", "Add"}  # pads folded into the convs, BatchNorm folded
+
+
+@pytest.mark.parametrize("part", PART_TYPES)
+def test_demo_models_are_built_on_the_shipped_backbone(part):
+    meta = read_metadata(demo_model_path(part))
+    assert meta.head.backbone_sha256 == hashlib.sha256(backbone_path().read_bytes()).hexdigest()
+    assert meta.name == f"demo_{part}" and tuple(meta.input_size) == (256, 256)
+    assert meta.threshold > meta.good_scores.p50
