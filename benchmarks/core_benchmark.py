@@ -106,7 +106,7 @@ def latency(runs: int, repeats: int) -> dict:
             model = InspectionModel.load(demo_model_path(part), threads=threads)
             rows.append({"model": f"demo_{part}", "threads": threads} | percentiles(model, image, runs, repeats))
             print(rows[-1], file=sys.stderr)
-    rows.append({"model": "jitter reference: fixed numpy work (not a model)", "threads": 1}
+    rows.append({"model": "jitter reference: fixed numpy work (not a model)", "threads": "BLAS default"}
                 | jitter_reference(runs, repeats))
     return {"rows": rows}
 
