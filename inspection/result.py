@@ -42,14 +42,26 @@ class ModelInfo(BaseModel):
     sha256: str
 
 
+# A segment of the station path: safe in URLs, file names and MQTT topics (no '/', '+', '#', spaces).
+SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+STATION_LEVELS = ("site", "area", "line", "cell", "station")
+
+
 class StationContext(BaseModel):
     """Where the part was inspected, as an ISA-95 equipment path."""
 
-    site: str = Field(min_length=1, max_length=64)
-    area: str = Field(min_length=1, max_length=64)
-    line: str = Field(min_length=1, max_length=64)
-    cell: str = Field(min_length=1, max_length=64)
-    station: str = Field(min_length=1, max_length=64)
+    site: str = Field(pattern=SEGMENT)
+    area: str = Field(pattern=SEGMENT)
+    line: str = Field(pattern=SEGMENT)
+    cell: str = Field(pattern=SEGMENT)
+    station: str = Field(pattern=SEGMENT)
+
+    @classmethod
+    def from_path(cls, path: str) -> StationContext:
+        parts = path.strip("/").split("/")
+        if len(parts) != len(STATION_LEVELS):
+            raise ValueError(f"station path {path!r} must have five parts: site/area/line/cell/station")
+        return cls(**dict(zip(STATION_LEVELS, parts, strict=True)))
 
     @property
     def path(self) -> str:

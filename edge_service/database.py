@@ -1,0 +1,143 @@
+"""Tables, engine and migrations. SQLite (WAL) is the embedded default; PostgreSQL through psycopg 3 by URL.
+
+Times are stored as naive UTC everywhere (portable between the two databases) and given out with UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    text,
+)
+
+metadata = MetaData()
+
+stations = Table(
+    "stations", metadata,
+    Column("path", String(330), primary_key=True),
+    Column("site", String(64), nullable=False),
+    Column("area", String(64), nullable=False),
+    Column("line", String(64), nullable=False),
+    Column("cell", String(64), nullable=False),
+    Column("station", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+results = Table(
+    "results", metadata,
+    Column("inspection_id", String(36), primary_key=True),
+    Column("station_path", String(330), nullable=False),
+    Column("part_id", String(128)),
+    Column("verdict", String(4), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("model_sha256", String(64), nullable=False),
+    Column("schema_version", String(8), nullable=False),
+    Column("captured_at", DateTime),
+    Column("inspected_at", DateTime, nullable=False),
+    Column("received_at", DateTime, nullable=False),
+    Column("review_state", String(16), nullable=False, server_default="unreviewed"),
+    Column("defect_class", String(64)),
+    Column("record", Text, nullable=False),  # the result JSON as received (validated)
+    Index("ix_results_time", "inspected_at", "inspection_id"),
+    Index("ix_results_station_time", "station_path", "inspected_at"),
+)
+
+reviews = Table(
+    "reviews", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("inspection_id", String(36), nullable=False, index=True),
+    Column("decision", String(16), nullable=False),
+    Column("defect_class", String(64)),
+    Column("comment", Text),
+    Column("reviewer", String(128), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+images = Table(
+    "images", metadata,
+    Column("inspection_id", String(36), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("file_name", String(128), nullable=False),
+    Column("content_type", String(32), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("created_at", DateTime, nullable=False, index=True),
+)
+
+tokens = Table(
+    "api_tokens", metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("station_prefix", String(330)),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime),
+)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def as_utc_naive(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+def normalise_url(url: str) -> str:
+    """Accept postgresql:// and postgres:// and use psycopg 3 for them."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # WAL: readers never block the writer
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration (keeps the data)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

@@ -1,0 +1,221 @@
+"""Reading and writing results, reviews and stations (SQLAlchemy Core, the same on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from edge_service.database import as_utc_naive, images, results, reviews, stations, utcnow
+from inspection.result import InspectionResult, StationContext
+
+REVIEW_DECISIONS = ("confirmed_defect", "false_alarm", "unsure")
+REVIEW_STATES = ("unreviewed", *REVIEW_DECISIONS)
+
+
+class UnknownStation(Exception):
+    def __init__(self, paths: list[str]):
+        super().__init__(", ".join(paths))
+        self.paths = paths
+
+
+@dataclass
+class IngestOutcome:
+    stored: list[str]
+    duplicates: list[str]
+
+
+def _insert(engine: Engine, table):
+    return (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def station_filter(prefix: str | None):
+    """Rows whose station path is the prefix or lies under it (whole segments only)."""
+    if not prefix:
+        return None
+    p = prefix.strip("/")
+    return or_(results.c.station_path == p, func.substr(results.c.station_path, 1, len(p) + 1) == p + "/")
+
+
+# ---------------------------------------------------------------------------------------------- stations
+
+
+def add_station(engine: Engine, station: StationContext) -> bool:
+    stmt = _insert(engine, stations).values(path=station.path, created_at=utcnow(),
+                                            **station.model_dump()).on_conflict_do_nothing()
+    with engine.begin() as conn:
+        return conn.execute(stmt).rowcount == 1
+
+
+def list_stations(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [r.path for r in conn.execute(select(stations.c.path).order_by(stations.c.path))]
+
+
+# ------------------------------------------------------------------------------------------------ ingest
+
+
+def ingest(engine: Engine, batch: list[InspectionResult]) -> IngestOutcome:
+    """Store a batch atomically; ids already stored are reported, not stored again."""
+    now = utcnow()
+    rows, seen = [], set()
+    for r in batch:
+        rid = str(r.inspection_id)
+        if rid in seen:
+            continue
+        seen.add(rid)
+        rows.append({
+            "inspection_id": rid, "station_path": r.station.path, "part_id": r.part_id, "verdict": r.verdict,
+            "score": r.score, "threshold": r.threshold, "model_name": r.model.name,
+            "model_version": r.model.version, "model_sha256": r.model.sha256, "schema_version": r.schema_version,
+            "captured_at": as_utc_naive(r.captured_at) if r.captured_at else None,
+            "inspected_at": as_utc_naive(r.inspected_at), "received_at": now, "review_state": "unreviewed",
+            "record": r.model_dump_json()})
+    paths = sorted({r["station_path"] for r in rows})
+    with engine.begin() as conn:
+        known = {p for (p,) in conn.execute(select(stations.c.path).where(stations.c.path.in_(paths)))}
+        unknown = [p for p in paths if p not in known]
+        if unknown:
+            raise UnknownStation(unknown)
+        stmt = _insert(engine, results).on_conflict_do_nothing(index_elements=["inspection_id"]).returning(
+            results.c.inspection_id)
+        stored = {r for (r,) in conn.execute(stmt, rows)} if rows else set()
+    ids = [r["inspection_id"] for r in rows]
+    return IngestOutcome(stored=[i for i in ids if i in stored], duplicates=[i for i in ids if i not in stored])
+
+
+# ------------------------------------------------------------------------------------------------- query
+
+
+@dataclass
+class ResultQuery:
+    station: str | None = None
+    verdict: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    review_state: str | None = None
+    model_version: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+def encode_cursor(inspected_at: datetime, inspection_id: str) -> str:
+    raw = json.dumps([inspected_at.isoformat(), inspection_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError for a cursor this service did not give out."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        when, rid = json.loads(raw)
+        return datetime.fromisoformat(when), str(rid)
+    except Exception:
+        raise ValueError("cursor is not one this service gave out") from None
+
+
+def _summary(row) -> dict:
+    record = json.loads(row.record)
+    record["review_state"] = row.review_state
+    record["defect_class"] = row.defect_class
+    record["received_at"] = row.received_at.isoformat() + "Z"
+    return record
+
+
+def query(engine: Engine, q: ResultQuery) -> tuple[list[dict], str | None]:
+    conds = [c for c in (
+        station_filter(q.station),
+        results.c.verdict == q.verdict if q.verdict else None,
+        results.c.inspected_at >= as_utc_naive(q.since) if q.since else None,
+        results.c.inspected_at < as_utc_naive(q.until) if q.until else None,
+        results.c.score >= q.min_score if q.min_score is not None else None,
+        results.c.score <= q.max_score if q.max_score is not None else None,
+        results.c.review_state == q.review_state if q.review_state else None,
+        results.c.model_version == q.model_version if q.model_version else None,
+    ) if c is not None]
+    if q.cursor:
+        at, rid = decode_cursor(q.cursor)
+        conds.append(or_(results.c.inspected_at < at,
+                         and_(results.c.inspected_at == at, results.c.inspection_id < rid)))
+    stmt = (select(results).where(*conds).order_by(results.c.inspected_at.desc(), results.c.inspection_id.desc())
+            .limit(q.limit + 1))
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    more = len(rows) > q.limit
+    rows = rows[:q.limit]
+    cursor = encode_cursor(rows[-1].inspected_at, rows[-1].inspection_id) if more and rows else None
+    return [_summary(r) for r in rows], cursor
+
+
+def get(engine: Engine, inspection_id: str) -> dict | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(results).where(results.c.inspection_id == inspection_id)).first()
+        if row is None:
+            return None
+        history = conn.execute(select(reviews).where(reviews.c.inspection_id == inspection_id)
+                               .order_by(reviews.c.id)).all()
+        kinds = [k for (k,) in conn.execute(select(images.c.kind).where(images.c.inspection_id == inspection_id))]
+    out = _summary(row)
+    out["reviews"] = [{"decision": h.decision, "defect_class": h.defect_class, "comment": h.comment,
+                       "reviewer": h.reviewer, "created_at": h.created_at.isoformat() + "Z"} for h in history]
+    out["images"] = sorted(kinds)
+    return out
+
+
+def station_of(engine: Engine, inspection_id: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(select(results.c.station_path).where(results.c.inspection_id == inspection_id)).scalar()
+
+
+def review(engine: Engine, inspection_id: str, decision: str, defect_class: str | None, comment: str | None,
+           reviewer: str) -> bool:
+    with engine.begin() as conn:
+        done = conn.execute(update(results).where(results.c.inspection_id == inspection_id)
+                            .values(review_state=decision, defect_class=defect_class)).rowcount
+        if not done:
+            return False
+        conn.execute(insert(reviews).values(inspection_id=inspection_id, decision=decision,
+                                            defect_class=defect_class, comment=comment, reviewer=reviewer,
+                                            created_at=utcnow()))
+    return True
+
+
+# ------------------------------------------------------------------------------------------------- stats
+
+
+def _hour(engine: Engine, col):
+    if engine.dialect.name == "postgresql":
+        return func.date_trunc("hour", col)
+    return func.strftime("%Y-%m-%dT%H:00:00", col)
+
+
+def stats(engine: Engine, station: str | None, since: datetime | None, until: datetime | None) -> dict:
+    until = as_utc_naive(until) if until else utcnow()
+    since = as_utc_naive(since) if since else until - timedelta(hours=24)
+    conds = [results.c.inspected_at >= since, results.c.inspected_at < until]
+    if station:
+        conds.append(station_filter(station))
+    is_fail = func.sum(func.cast(results.c.verdict == "FAIL", postgresql.INTEGER))
+    hour = _hour(engine, results.c.inspected_at).label("hour")
+    with engine.connect() as conn:
+        total, fails = conn.execute(select(func.count(), is_fail).where(*conds)).one()
+        hourly = conn.execute(select(hour, func.count(), is_fail).where(*conds).group_by(hour).order_by(hour)).all()
+        top = conn.execute(select(results.c.defect_class, func.count().label("n"))
+                           .where(*conds, results.c.defect_class.is_not(None))
+                           .group_by(results.c.defect_class).order_by(func.count().desc()).limit(10)).all()
+    fails = int(fails or 0)
+
+    def hour_text(h) -> str:
+        return (h if isinstance(h, str) else h.strftime("%Y-%m-%dT%H:00:00")) + "Z"
+
+    return {"station": station, "since": since.isoformat() + "Z", "until": until.isoformat() + "Z",
+            "total": total, "pass": total - fails, "fail": fails,
+            "yield": (total - fails) / total if total else None, "defect_rate": fails / total if total else None,
+            "hourly": [{"hour": hour_text(h), "total": n, "fail": int(f or 0)} for h, n, f in hourly],
+            "top_defect_classes": [{"defect_class": c, "count": n} for c, n in top]}
