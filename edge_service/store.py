@@ -45,10 +45,10 @@ def station_filter(prefix: str | None):
 
 
 def add_station(engine: Engine, station: StationContext) -> bool:
-    stmt = _insert(engine, stations).values(path=station.path, created_at=utcnow(),
-                                            **station.model_dump()).on_conflict_do_nothing()
+    stmt = (_insert(engine, stations).values(path=station.path, created_at=utcnow(), **station.model_dump())
+            .on_conflict_do_nothing().returning(stations.c.path))
     with engine.begin() as conn:
-        return conn.execute(stmt).rowcount == 1
+        return conn.execute(stmt).first() is not None
 
 
 def list_stations(engine: Engine) -> list[str]:

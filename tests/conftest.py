@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,43 @@ def small_model(tmp_path_factory) -> Path:
           TrainConfig(name="flange_small", bank_size=256, holdout_fraction=0.25, progress=False),
           defects_dir=SAMPLES / "flange" / "test")
     return out
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """The same suite on the embedded SQLite and on the real PostgreSQL (a fresh schema per test)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'results.db'}"
+        return
+    import psycopg
+    from service_support import PG_URL, need_service
+
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def service(db_url, tmp_path):
+    """The app in-process (lifespan run), with a token of each role and two registered stations."""
+    from fastapi.testclient import TestClient
+    from service_support import OTHER, STATION, Service
+
+    from edge_service import auth, store
+    from edge_service.app import ServiceSettings, create_app
+    from inspection.result import StationContext
+
+    app = create_app(ServiceSettings(database_url=db_url, image_dir=tmp_path / "images", stale_seconds=3))
+    with TestClient(app) as client:
+        engine = app.state.engine
+        svc = Service(client, engine)
+        for role in auth.ROLES:
+            svc.tokens[role] = auth.create_token(engine, f"test-{role}", role).token
+        svc.tokens["edge_line1"] = auth.create_token(engine, "edge-line1", "edge", "plant1/area1/line1").token
+        for path in (STATION, OTHER):
+            store.add_station(engine, StationContext.from_path(path))
+        yield svc
