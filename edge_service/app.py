@@ -246,9 +246,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                                                   "first (inspection station add PATH)") from None
         INGESTED.inc(len(outcome.stored))
         DUPLICATES.inc(len(outcome.duplicates))
-        new = set(outcome.stored)
-        feed.publish([json.loads(r.model_dump_json()) | {"station_path": r.station.path} for r in batch
-                      if str(r.inspection_id) in new])
+        if feed.subscribers and outcome.stored:  # only pay for the live events when someone watches
+            new = set(outcome.stored)
+            feed.publish([r.model_dump(mode="json") | {"station_path": r.station.path} for r in batch
+                          if str(r.inspection_id) in new])
         INGEST_LATENCY.observe(time.perf_counter() - started)
         return IngestResponse(stored=outcome.stored, duplicates=outcome.duplicates)
 

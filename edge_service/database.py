@@ -126,7 +126,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping: it cost more than half the ingest throughput (measured: 3.6k vs 7.8k results/s on
+    # PostgreSQL). After an outage the first request on a dead connection fails with 503 (the sender retries)
+    # and SQLAlchemy invalidates the whole pool on that disconnect, so the next requests reconnect.
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
 
 
 def upgrade(engine: Engine) -> None:

@@ -398,3 +398,7 @@ def station_list(database_url: DatabaseOpt = DEFAULT_DB) -> None:
 
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
+
+
+if __name__ == "__main__":  # python -m inspection.cli
+    app()

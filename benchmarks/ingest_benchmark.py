@@ -1,0 +1,173 @@
+"""Ingest load benchmark of the results service: N concurrent clients posting batches of results.
+
+    python benchmarks/ingest_benchmark.py                  # SQLite and PostgreSQL (127.0.0.1:5432/test)
+    python benchmarks/ingest_benchmark.py --db sqlite --results 20000
+
+Starts `inspection serve` as a separate process on a loopback port with a fresh database (a new schema on
+PostgreSQL), registers a station, creates an edge token, then runs the clients (threads with keep-alive
+httpx clients, payloads serialised in advance) and reports sustained results/s and per-request latency.
+Every run is repeated; the table gives the median run. All traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from inspection.result import InspectionResult, ModelInfo, StageTimings, StationContext  # noqa: E402
+
+STATION = "bench/area1/line1/cell1/st1"
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _payloads(total: int, batch: int) -> list[bytes]:
+    station = StationContext.from_path(STATION)
+    out = []
+    for start in range(0, total, batch):
+        rows = [InspectionResult(inspection_id=uuid.uuid4(), station=station, part_id=f"P{start + i}",
+                                 inspected_at=datetime.now(UTC), model=ModelInfo(name="demo", version="1",
+                                                                                 sha256="0" * 64),
+                                 verdict="FAIL" if (start + i) % 20 == 0 else "PASS", score=0.4, threshold=0.5,
+                                 image_width=256, image_height=256, regions=[],
+                                 timings=StageTimings(preprocess_ms=0.1, inference_ms=8.5, postprocess_ms=0.2))
+                .model_dump(mode="json") for i in range(min(batch, total - start))]
+        out.append(json.dumps({"results": rows}).encode())
+    return out
+
+
+class Server:
+    def __init__(self, db_url: str, workdir: Path):
+        self.db_url, self.port = db_url, _free_port()
+        cli = [sys.executable, "-m", "inspection.cli"]
+        env = {**os.environ, "INSPECTION_DATABASE_URL": db_url}
+        subprocess.run([*cli, "station", "add", STATION], check=True, env=env, capture_output=True)
+        out = subprocess.run([*cli, "token", "create", "--role", "edge", "--name", "bench"], check=True, env=env,
+                             capture_output=True, text=True).stdout
+        self.token = out.strip().splitlines()[-1]
+        self.proc = subprocess.Popen([*cli, "serve", "--port", str(self.port), "--image-dir", str(workdir / "img")],
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("service did not start: " + self.proc.stderr.read().decode()[-2000:])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+
+def run_load(port: int, token: str, payloads: list[bytes], clients: int) -> dict:
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    chunks = [payloads[i::clients] for i in range(clients)]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def client(mine: list[bytes]) -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as c:
+            for body in mine:
+                t = time.perf_counter()
+                r = c.post("/api/v1/results", content=body)
+                dt = time.perf_counter() - t
+                with lock:
+                    latencies.append(dt)
+                    if r.status_code != 200:
+                        errors.append(f"{r.status_code} {r.text[:200]}")
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in chunks]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    elapsed = time.perf_counter() - t0
+    n = sum(len(json.loads(p)["results"]) for p in payloads)
+    lat = np.array(latencies) * 1e3
+    return {"results": n, "requests": len(latencies), "seconds": elapsed, "results_per_s": n / elapsed,
+            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)), "errors": len(errors),
+            "first_error": errors[0] if errors else None}
+
+
+def bench(db: str, total: int, batch: int, clients: int, repeats: int) -> dict:
+    runs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            schema = None
+            if db == "sqlite":
+                url = f"sqlite:///{tmp}/bench.db"
+            else:
+                import psycopg
+
+                schema = "bench_" + uuid.uuid4().hex[:8]
+                with psycopg.connect(PG, autocommit=True) as conn:
+                    conn.execute(f"CREATE SCHEMA {schema}")
+                url = f"{PG}?options=-csearch_path%3D{schema}"
+            server = Server(url, Path(tmp))
+            try:
+                warm = _payloads(batch * clients, batch)
+                run_load(server.port, server.token, warm, clients)  # warm-up: connections, caches
+                result = run_load(server.port, server.token, _payloads(total, batch), clients)
+            finally:
+                server.stop()
+                if schema:
+                    with psycopg.connect(PG, autocommit=True) as conn:
+                        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            print(db, result, file=sys.stderr)
+            runs.append(result)
+    median = sorted(runs, key=lambda r: r["results_per_s"])[len(runs) // 2]
+    return {"db": db, "clients": clients, "batch": batch, "median": median,
+            "all_results_per_s": [r["results_per_s"] for r in runs],
+            "spread": statistics.pstdev([r["results_per_s"] for r in runs])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--results", type=int, default=10000)
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    rows = [bench(db, args.results, args.batch, args.clients, args.repeats) for db in dbs]
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "ingest.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                                 "rows": rows}, indent=2) + "\n")
+    print("| database | clients × batch | results | results/s (median of runs) | all runs | p50 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        m = r["median"]
+        runs = ", ".join(f"{v:.0f}" for v in r["all_results_per_s"])
+        print(f"| {r['db']} | {r['clients']} × {r['batch']} | {m['results']} | {m['results_per_s']:.0f} | {runs} | "
+              f"{m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['errors']} |")
+
+
+if __name__ == "__main__":
+    main()
