@@ -270,6 +270,61 @@ def dataset_generate(
         typer.echo(f"wrote {folder} in {time.perf_counter() - t:.1f} s")
 
 
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option(envvar="INSPECTION_CONFIG", help="Station config (TOML).")],
+    service_url: Annotated[str | None, typer.Option(envvar="INSPECTION_SERVICE_URL",
+                                                    help="Results service URL (overrides service.url).")] = None,
+    mqtt_host: Annotated[str | None, typer.Option(envvar="INSPECTION_MQTT_HOST", help="Broker (mqtt.host).")] = None,
+    rate: Annotated[float | None, typer.Option(help="Simulated line: parts per second (source.rate).")] = None,
+    status_port: Annotated[int | None, typer.Option(envvar="INSPECTION_STATUS_PORT",
+                                                    help="Status/metrics port (status.port).")] = None,
+    outbox: Annotated[Path | None, typer.Option(envvar="INSPECTION_OUTBOX", help="Outbox file (outbox).")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    flush_timeout: Annotated[float, typer.Option(help="At stop, seconds to keep delivering the outbox.")] = 10.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
+) -> None:
+    """Run one inspection station: frames in, verdicts out, store-and-forward to the service and MQTT."""
+    import logging
+    import signal
+    import threading
+
+    from inspection.runner import LineRunner
+    from inspection.station_config import load_config
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = {"service.url": service_url, "mqtt.host": mqtt_host, "source.rate": rate,
+                 "status.port": status_port, "outbox": str(outbox) if outbox else None}
+    try:
+        cfg = load_config(config, overrides)
+        runner = LineRunner(cfg, flush_timeout=flush_timeout)
+    except (InspectionError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    if cfg.service.url and not cfg.service.secret():
+        typer.secho(f"warning: no service token (service.token, or ${cfg.service.token_env}); the service will "
+                    "refuse results unless it runs --insecure-local", fg=typer.colors.YELLOW, err=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    runner.start()
+    links = ", ".join(f.dest for f in runner.forwarders) or "none (outbox only)"
+    typer.echo(f"station {runner.station.path}: {runner.source.name}, model {runner.model.info.name} "
+               f"v{runner.model.info.version}; delivering to {links}"
+               + (f"; status http://{cfg.status.host}:{cfg.status.port}/status" if cfg.status.port else ""))
+    deadline = time.monotonic() + duration if duration else None
+    while not stop.is_set() and not runner.finished.is_set():
+        stop.wait(0.2)
+        if deadline and time.monotonic() > deadline:
+            break
+    typer.echo("stopping: finishing frames in flight and flushing the outbox ...")
+    runner.stop()
+    st = runner.status()
+    typer.echo(f"{st['results']['PASS']} PASS, {st['results']['FAIL']} FAIL, {st['source']['dropped']} dropped, "
+               f"{st['source']['corrupt']} corrupt; undelivered: "
+               + ", ".join(f"{d} {s['depth']}" for d, s in st["outbox"].items()))
+
+
 DatabaseOpt = Annotated[str, typer.Option("--database-url", envvar="INSPECTION_DATABASE_URL",
                                           help="SQLAlchemy URL: sqlite:///file.db or postgresql://user@host/db.")]
 DEFAULT_DB = "sqlite:///inspection-results.db"

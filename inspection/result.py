@@ -101,8 +101,8 @@ class Inspection:
     model: ModelInfo
 
     def to_result(self, **context) -> InspectionResult:
-        """The schema-versioned record; ``context`` sets station, part_id, source, captured_at, ..."""
+        """The schema-versioned record; ``context`` sets station, part_id, source, captured_at, timings, ..."""
         h, w = self.anomaly_map.shape
-        return InspectionResult(model=self.model, verdict=self.verdict, score=self.score,
-                                threshold=self.threshold, image_width=w, image_height=h, regions=self.regions,
-                                timings=self.timings, **context)
+        fields = {"model": self.model, "verdict": self.verdict, "score": self.score, "threshold": self.threshold,
+                  "image_width": w, "image_height": h, "regions": self.regions, "timings": self.timings}
+        return InspectionResult(**(fields | context))

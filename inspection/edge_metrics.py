@@ -1,0 +1,26 @@
+"""Prometheus metrics of the line runner (served on the edge box's status port at /metrics)."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+FRAMES = Counter("line_frames_total", "Frames taken from the source", registry=REGISTRY)
+DROPPED = Counter("line_frames_dropped_total", "Live frames dropped because inference was busy (oldest first)",
+                  registry=REGISTRY)
+CORRUPT = Counter("line_frames_corrupt_total", "Frames that could not be decoded or had the wrong shape",
+                  registry=REGISTRY)
+RESULTS = Counter("line_results_total", "Results committed to the outbox", ["verdict"], registry=REGISTRY)
+LATENCY = Histogram("line_capture_to_commit_seconds", "Frame captured to result committed in the outbox",
+                    buckets=(0.005, 0.01, 0.015, 0.02, 0.025, 0.035, 0.05, 0.1, 0.25, 1, 5), registry=REGISTRY)
+SOURCE_STATE = Gauge("line_source_state", "1 for the source's current state", ["state"], registry=REGISTRY)
+SOURCE_REOPENS = Counter("line_source_reopens_total", "Times the watchdog reopened the source", registry=REGISTRY)
+DELIVERED = Counter("line_delivered_total", "Results delivered, by destination", ["dest"], registry=REGISTRY)
+DELIVERY_ERRORS = Counter("line_delivery_errors_total", "Failed delivery attempts (retried)", ["dest"],
+                          registry=REGISTRY)
+REJECTED = Counter("line_rejected_total", "Results a destination refused for good (set aside)", ["dest"],
+                   registry=REGISTRY)
+OUTBOX_DEPTH = Gauge("line_outbox_depth", "Results waiting for delivery", ["dest"], registry=REGISTRY)
+OUTBOX_AGE = Gauge("line_outbox_oldest_age_seconds", "Age of the oldest undelivered result", ["dest"],
+                   registry=REGISTRY)
+IMAGE_ERRORS = Counter("line_image_write_errors_total", "Local images that could not be written (disk full, ...)",
+                       registry=REGISTRY)

@@ -1,0 +1,216 @@
+"""Delivering the outbox: to the results service over HTTP and to the plant's MQTT broker.
+
+Both run in their own threads, read the outbox in order, and mark entries delivered only once the far side
+acknowledged them (HTTP 200 listing the id as stored or duplicate; MQTT PUBACK at QoS 1). Anything else is
+retried with exponential backoff and jitter, so results wait in the outbox while a link is down and none is
+lost. Secrets (token, password) are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+
+from inspection.edge_metrics import DELIVERED, DELIVERY_ERRORS, REJECTED
+from inspection.outbox import REJECTED as STATE_REJECTED
+from inspection.outbox import Outbox
+from inspection.result import StationContext
+
+log = logging.getLogger("inspection.forward")
+
+
+class Backoff:
+    def __init__(self, base: float = 0.25, cap: float = 15.0):
+        self.base, self.cap, self.failures = base, cap, 0
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    def next(self) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2^n)]."""
+        self.failures += 1
+        return random.uniform(0, min(self.cap, self.base * 2 ** self.failures))
+
+
+class _Forwarder(threading.Thread):
+    dest = ""
+
+    def __init__(self, outbox_path: Path, batch: int, stop: threading.Event):
+        super().__init__(name=f"forward-{self.dest}", daemon=True)
+        self.outbox_path, self.batch, self.stop_event = outbox_path, batch, stop
+        self.backoff = Backoff()
+        self.state = "starting"
+        self.last_error: str | None = None
+        self.wake = threading.Event()
+        self.drain_deadline: float | None = None  # set at shutdown: keep delivering until then
+
+    def _stopping(self) -> bool:
+        if not self.stop_event.is_set():
+            return False
+        return self.drain_deadline is None or time.monotonic() > self.drain_deadline
+
+    def run(self) -> None:
+        outbox = Outbox(self.outbox_path)
+        try:
+            self.setup()
+            while not self._stopping():
+                entries = outbox.pending(self.dest, self.batch)
+                if not entries:
+                    if self.stop_event.is_set():
+                        break  # drained
+                    self.wake.wait(0.2)
+                    self.wake.clear()
+                    continue
+                try:
+                    self.deliver(outbox, entries)
+                    self.backoff.reset()
+                    self.state, self.last_error = "delivering", None
+                except Exception as exc:  # the link is down or refusing: wait and retry the same entries
+                    DELIVERY_ERRORS.labels(dest=self.dest).inc()
+                    self.state, self.last_error = "retrying", str(exc)[:300]
+                    delay = self.backoff.next()
+                    log.warning("%s delivery failed (%s); retrying in %.1f s", self.dest, self.last_error, delay)
+                    self.stop_event.wait(delay) if not self.stop_event.is_set() else time.sleep(min(delay, 0.5))
+        finally:
+            self.teardown()
+            outbox.close()
+            self.state = "stopped"
+
+    def setup(self) -> None: ...
+
+    def teardown(self) -> None: ...
+
+    def deliver(self, outbox: Outbox, entries: list) -> None:
+        raise NotImplementedError
+
+
+class HttpForwarder(_Forwarder):
+    """Batches to ``POST /api/v1/results``, then the images to ``PUT .../images/{kind}``."""
+
+    dest = "http"
+
+    def __init__(self, outbox_path: Path, url: str, token: str | None, stop: threading.Event, batch: int = 50,
+                 timeout: float = 10.0):
+        super().__init__(outbox_path, batch, stop)
+        self.url = url.rstrip("/")
+        self.client = httpx.Client(base_url=self.url, timeout=timeout,
+                                   headers={"Authorization": f"Bearer {token}"} if token else {})
+
+    def teardown(self) -> None:
+        self.client.close()
+
+    def _post(self, entries: list) -> httpx.Response:
+        body = '{"results": [' + ",".join(e.record for e in entries) + "]}"
+        return self.client.post("/api/v1/results", content=body, headers={"Content-Type": "application/json"})
+
+    def deliver(self, outbox: Outbox, entries: list) -> None:
+        res = self._post(entries)
+        if res.status_code in (400, 413, 422) and len(entries) > 1:
+            # something in the batch is refused for good: send one by one to set only that one aside
+            for e in entries:
+                self.deliver(outbox, [e])
+            return
+        if res.status_code in (400, 413, 422):
+            reason = f"{res.status_code}: {res.text[:300]}"
+            outbox.mark(self.dest, [entries[0].inspection_id], STATE_REJECTED, reason)
+            REJECTED.labels(dest=self.dest).inc()
+            log.error("results service refused %s for good (%s); set aside", entries[0].inspection_id, reason)
+            return
+        if res.status_code != 200:
+            raise RuntimeError(f"results service answered {res.status_code}: {res.text[:200]}")
+        for e in entries:
+            self._upload_images(e)
+        outbox.mark(self.dest, [e.inspection_id for e in entries])
+        DELIVERED.labels(dest=self.dest).inc(len(entries))
+
+    def _upload_images(self, entry) -> None:
+        for kind, path in (("original", entry.original_path), ("overlay", entry.overlay_path)):
+            if not path:
+                continue
+            p = Path(path)
+            if not p.is_file():
+                continue  # removed by local retention or never written (disk full): the result still counts
+            ctype = "image/png" if p.suffix == ".png" else "image/jpeg"
+            res = self.client.put(f"/api/v1/results/{entry.inspection_id}/images/{kind}", content=p.read_bytes(),
+                                  headers={"Content-Type": ctype})
+            if res.status_code in (413, 415, 422):
+                log.error("results service refused the %s image of %s: %s", kind, entry.inspection_id, res.text[:200])
+            elif res.status_code != 204:
+                raise RuntimeError(f"image upload answered {res.status_code}")
+
+
+def topic_base(prefix: str, station: StationContext) -> str:
+    return "/".join([prefix.strip("/"), station.site, station.area, station.line, station.cell, station.station])
+
+
+class MqttForwarder(_Forwarder):
+    """QoS 1 results to ``<prefix>/<site>/<area>/<line>/<cell>/<station>/inspection/result``, the newest
+    retained at ``.../inspection/last``, and a retained ``.../status`` (online; Last Will offline)."""
+
+    dest = "mqtt"
+
+    def __init__(self, outbox_path: Path, host: str, port: int, prefix: str, station: StationContext,
+                 stop: threading.Event, username: str | None = None, password: str | None = None,
+                 batch: int = 100, ack_timeout: float = 10.0):
+        super().__init__(outbox_path, batch, stop)
+        self.host, self.port, self.ack_timeout = host, port, ack_timeout
+        base = topic_base(prefix, station)
+        self.result_topic, self.last_topic, self.status_topic = (f"{base}/inspection/result",
+                                                                  f"{base}/inspection/last", f"{base}/status")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"inspection-{station.path}",
+                                  protocol=mqtt.MQTTv311, clean_session=True)
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.will_set(self.status_topic, "offline", qos=1, retain=True)
+        self.client.reconnect_delay_set(min_delay=0.2, max_delay=5)
+        self.client.on_connect = self._on_connect
+        self.connected = threading.Event()
+
+    def _on_connect(self, client, _userdata, _flags, reason_code, _props):
+        if not reason_code.is_failure:
+            client.publish(self.status_topic, "online", qos=1, retain=True)
+            self.connected.set()
+
+    def setup(self) -> None:
+        self.client.on_disconnect = lambda *_a: self.connected.clear()
+        self.client.connect_async(self.host, self.port, keepalive=10)
+        self.client.loop_start()
+
+    def teardown(self) -> None:
+        if self.connected.is_set():
+            self.client.publish(self.status_topic, "offline", qos=1, retain=True).wait_for_publish(2)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def deliver(self, outbox: Outbox, entries: list) -> None:
+        if not self.connected.wait(timeout=1.0):
+            raise RuntimeError(f"broker {self.host}:{self.port} not connected")
+        infos = [(e, self.client.publish(self.result_topic, e.record, qos=1)) for e in entries]
+        deadline = time.monotonic() + self.ack_timeout
+        acked = []
+        for e, info in infos:
+            try:
+                info.wait_for_publish(max(0.01, deadline - time.monotonic()))
+            except (RuntimeError, ValueError):
+                break
+            if not info.is_published():
+                break
+            acked.append(e.inspection_id)
+        outbox.mark(self.dest, acked)
+        DELIVERED.labels(dest=self.dest).inc(len(acked))
+        if acked:
+            last = next(e for e in reversed(entries) if e.inspection_id == acked[-1])
+            self.client.publish(self.last_topic, last.record, qos=1, retain=True)
+        if len(acked) < len(entries):
+            raise RuntimeError(f"broker acknowledged {len(acked)} of {len(entries)} results")
+
+    @staticmethod
+    def payload_id(payload: bytes) -> str:
+        return json.loads(payload)["inspection_id"]

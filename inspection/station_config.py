@@ -1,0 +1,143 @@
+"""The station's configuration: a TOML file validated at start; errors name the key at fault.
+
+Secrets (the service token, the MQTT password) can be given as ``token_env`` / ``password_env`` (the name of
+an environment variable) instead of in the file; they are held as SecretStr and never printed or logged.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from inspection.errors import InspectionError
+from inspection.result import SEGMENT
+
+
+class ConfigError(InspectionError):
+    pass
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StationSection(_Strict):
+    site: str = Field(pattern=SEGMENT)
+    area: str = Field(pattern=SEGMENT)
+    line: str = Field(pattern=SEGMENT)
+    cell: str = Field(pattern=SEGMENT)
+    station: str = Field(pattern=SEGMENT)
+
+
+class ModelSection(_Strict):
+    path: Path | None = Field(default=None, description="ONNX model; default the shipped demo model")
+    threads: int = Field(default=1, ge=1, le=64)
+
+
+class SourceSection(_Strict):
+    kind: Literal["simulated", "camera", "stream", "video", "folder", "watch"] = "simulated"
+    # simulated
+    part_type: Literal["knurled_plate", "flange"] = "flange"
+    rate: float = Field(default=10.0, gt=0, le=1000, description="parts per second")
+    defect_rate: float = Field(default=0.1, ge=0, le=1)
+    seed: int = 0
+    # camera / stream / video / folder / watch
+    device: int | None = Field(default=None, ge=0)
+    url: str | None = None
+    path: Path | None = None
+    loop: bool = False
+    stall_timeout_s: float = Field(default=5.0, gt=0)
+    queue_size: int = Field(default=4, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _needs(self):
+        need = {"camera": "device", "stream": "url", "video": "path", "folder": "path", "watch": "path"}.get(self.kind)
+        if need and getattr(self, need) is None:
+            raise ValueError(f"source kind {self.kind!r} needs source.{need}")
+        return self
+
+
+class ImagesSection(_Strict):
+    dir: Path = Path("runs/images")
+    keep_pass_fraction: float = Field(default=0.02, ge=0, le=1, description="share of PASS parts whose images "
+                                                                             "are kept (all FAILs are)")
+    max_age_days: float = Field(default=7.0, gt=0)
+    max_gb: float = Field(default=5.0, gt=0)
+
+
+class ServiceSection(_Strict):
+    url: str | None = Field(default=None, description="results service base URL; none = no HTTP delivery")
+    token: SecretStr | None = None
+    token_env: str | None = "INSPECTION_SERVICE_TOKEN"
+    batch: int = Field(default=50, ge=1, le=1000)
+
+    def secret(self) -> str | None:
+        if self.token is not None:
+            return self.token.get_secret_value()
+        return os.environ.get(self.token_env) if self.token_env else None
+
+
+class MqttSection(_Strict):
+    host: str | None = Field(default=None, description="broker host; none = no MQTT")
+    port: int = Field(default=1883, ge=1, le=65535)
+    topic_prefix: str = Field(default="inspection", pattern=r"^[A-Za-z0-9_\-/]+$")
+    username: str | None = None
+    password: SecretStr | None = None
+    password_env: str | None = "INSPECTION_MQTT_PASSWORD"
+
+    def secret(self) -> str | None:
+        if self.password is not None:
+            return self.password.get_secret_value()
+        return os.environ.get(self.password_env) if self.password_env else None
+
+
+class StatusSection(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9100, ge=0, le=65535, description="0 = no status server")
+
+
+class StationConfig(_Strict):
+    station: StationSection
+    model: ModelSection = ModelSection()
+    source: SourceSection = SourceSection()
+    outbox: Path = Path("runs/outbox.db")
+    images: ImagesSection = ImagesSection()
+    service: ServiceSection = ServiceSection()
+    mqtt: MqttSection = MqttSection()
+    status: StatusSection = StatusSection()
+
+
+def parse_config(data: dict, source: str) -> StationConfig:
+    try:
+        return StationConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            msg = e["msg"].replace("Value error, ", "")
+            problems.append(f"{key}: {msg}" if e["type"] != "extra_forbidden" else f"{key}: unknown key")
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> StationConfig:
+    """Read a TOML file; ``overrides`` (dotted keys, from flags and environment) win over the file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return parse_config(data, str(path))
