@@ -126,9 +126,9 @@ class LineRunner:
         self.model = InspectionModel.load(cfg.model.path or default_model, threads=cfg.model.threads)
         self.source = make_source(cfg)
         self.flush_timeout = flush_timeout
-        enabled = tuple(d for d, on in (("http", cfg.service.url), ("mqtt", cfg.mqtt.host)) if on)
+        self.enabled = tuple(d for d, on in (("http", cfg.service.url), ("mqtt", cfg.mqtt.host)) if on)
         self.outbox_path = Path(cfg.outbox)
-        Outbox(self.outbox_path, enabled).close()  # create, and mark switched-off destinations done
+        Outbox(self.outbox_path, self.enabled).close()  # create, and mark switched-off destinations done
         self.images = LocalImages(cfg.images.dir, cfg.images.max_age_days, int(cfg.images.max_gb * 1024**3))
         self.capture_q: queue.Queue = queue.Queue(maxsize=cfg.source.queue_size)
         self.result_q: queue.Queue = queue.Queue(maxsize=64)
@@ -136,7 +136,7 @@ class LineRunner:
         self.stop_forwarding = threading.Event()
         self.finished = threading.Event()
         self.source_state = "connecting"
-        self.counts = {"frames": 0, "dropped": 0, "corrupt": 0, "PASS": 0, "FAIL": 0, "reopens": 0}
+        self.counts = {"frames": 0, "dropped": 0, "corrupt": 0, "PASS": 0, "FAIL": 0, "reopens": 0, "stalls": 0}
         self.rng = np.random.default_rng()
         self.forwarders = []
         if cfg.service.url:
@@ -193,6 +193,7 @@ class LineRunner:
                 if frame is None:
                     if time.monotonic() - last_frame > stall:
                         self._set_state("stalled")
+                        self.counts["stalls"] += 1
                         log.warning("source %s: no frame for %.1f s; reopening", self.source.name, stall)
                         self._reopen()
                         opened = False
@@ -254,7 +255,7 @@ class LineRunner:
                 self.result_q.put(_Inspected(frame, None, None, str(exc), started))
 
     def _publish(self) -> None:
-        outbox = Outbox(self.outbox_path)
+        outbox = Outbox(self.outbox_path, self.enabled)
         keep_pass = self.cfg.images.keep_pass_fraction
         last_prune = time.monotonic()
         try:
@@ -329,7 +330,7 @@ class LineRunner:
     # --------------------------------------------------------------------------------------- status
 
     def status(self) -> dict:
-        ob = Outbox(self.outbox_path)
+        ob = Outbox(self.outbox_path, self.enabled)
         try:
             box = ob.stats()
         finally:
@@ -342,7 +343,8 @@ class LineRunner:
             "model": self.model.info.model_dump(),
             "source": {"name": self.source.name, "state": self.source_state, "live": self.source.live,
                        "frames": self.counts["frames"], "dropped": self.counts["dropped"],
-                       "corrupt": self.counts["corrupt"], "reopens": self.counts["reopens"]},
+                       "corrupt": self.counts["corrupt"], "reopens": self.counts["reopens"],
+                       "stalls": self.counts["stalls"]},
             "results": {"PASS": self.counts["PASS"], "FAIL": self.counts["FAIL"]},
             "outbox": box,
             "links": {f.dest: {"state": f.state, "last_error": f.last_error} for f in self.forwarders},

@@ -1,0 +1,118 @@
+"""Helpers for the line-runner tests: a results service in its own process, configs, MQTT subscriber."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+from service_support import STATION, free_port
+
+CLI = [sys.executable, "-m", "inspection.cli"]
+
+
+class ServiceProcess:
+    """`inspection serve` on a fixed port and SQLite file, which can be stopped and started again."""
+
+    def __init__(self, workdir: Path):
+        self.db = f"sqlite:///{workdir / 'service.db'}"
+        self.port = free_port()
+        self.images = workdir / "service-images"
+        self.env = {**os.environ, "INSPECTION_DATABASE_URL": self.db}
+        subprocess.run([*CLI, "station", "add", STATION], env=self.env, check=True, capture_output=True)
+        self.edge = self._token("edge")
+        self.reader = self._token("operator")
+        self.proc = None
+
+    def _token(self, role: str) -> str:
+        out = subprocess.run([*CLI, "token", "create", "--role", role, "--name", f"test-{role}"], env=self.env,
+                             check=True, capture_output=True, text=True).stdout
+        return out.strip().splitlines()[-1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([*CLI, "serve", "--port", str(self.port), "--image-dir", str(self.images)],
+                                     env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("results service did not start")
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+            self.proc = None
+
+    def ids(self) -> list[str]:
+        """Every stored inspection id (all pages)."""
+        out, cursor = [], None
+        with httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.reader}"}) as c:
+            while True:
+                params = {"limit": 500} | ({"cursor": cursor} if cursor else {})
+                body = c.get("/api/v1/results", params=params).json()
+                out += [r["inspection_id"] for r in body["items"]]
+                cursor = body["next_cursor"]
+                if not cursor:
+                    return out
+
+
+def write_config(path: Path, source: str, service_url: str | None = None, mqtt_host: str | None = None,
+                 extra: str = "") -> Path:
+    station = dict(zip(("site", "area", "line", "cell", "station"), STATION.split("/"), strict=True))
+    lines = [f'outbox = "{path.parent / "outbox.db"}"', "", "[station]", *[f'{k} = "{v}"' for k, v in station.items()],
+             "", "[source]", source, "", "[images]", f'dir = "{path.parent / "images"}"', "",
+             "[status]", "port = 0", ""]
+    if service_url:
+        lines += ["[service]", f'url = "{service_url}"', ""]
+    if mqtt_host:
+        lines += ["[mqtt]", f'host = "{mqtt_host}"', 'topic_prefix = "test"', ""]
+    path.write_text("\n".join(lines) + extra)
+    return path
+
+
+class Subscriber:
+    """A persistent-session QoS 1 subscriber: it keeps its subscription across a broker restart."""
+
+    def __init__(self, topic: str, client_id: str):
+        self.ids: set[str] = set()
+        self.lock = threading.Lock()
+        self.connected = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        self.client.reconnect_delay_set(min_delay=0.1, max_delay=1)
+        self.topic = topic
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = lambda *_a: self.connected.clear()
+
+    def _on_connect(self, client, _u, _f, rc, _p):
+        if not rc.is_failure:
+            client.subscribe(self.topic, qos=1)
+            self.connected.set()
+
+    def _on_message(self, _c, _u, msg):
+        import json
+
+        with self.lock:
+            self.ids.add(json.loads(msg.payload)["inspection_id"])
+
+    def start(self) -> None:
+        self.client.connect("127.0.0.1", 1883, keepalive=5)
+        self.client.loop_start()
+        assert self.connected.wait(10), "subscriber could not connect"
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

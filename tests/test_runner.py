@@ -1,0 +1,214 @@
+"""The line runner: config validation, sources and their policies, bad frames, watchdog, outbox."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+
+import cv2
+import numpy as np
+import pytest
+from line_support import write_config
+from typer.testing import CliRunner
+
+from inspection.cli import app
+from inspection.frames import OpenCVSource, SimulatedLine, SourceError
+from inspection.outbox import REJECTED, Outbox
+from inspection.runner import LineRunner
+from inspection.station_config import ConfigError, load_config
+
+
+def test_config_errors_name_the_key(tmp_path):
+    cfg = write_config(tmp_path / "s.toml", 'kind = "folder"')
+    with pytest.raises(ConfigError, match=r"source: source kind 'folder' needs source\.path"):
+        load_config(cfg)
+    cfg.write_text(cfg.read_text().replace('kind = "folder"', 'kind = "simulated"\nrate = -3\nspeed = 1'))
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert "source.rate: Input should be greater than 0" in str(err.value)
+    assert "source.speed: unknown key" in str(err.value)
+    cfg.write_text('[station]\nsite = "a/b"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert "station.site: String should match pattern" in str(err.value) and "station.area: Field required" in str(
+        err.value)
+    cfg.write_text("this is [not toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(cfg)
+    res = CliRunner().invoke(app, ["run", "--config", str(tmp_path / "missing.toml")])
+    assert res.exit_code == 2 and "no such config file" in res.output
+
+
+def test_secrets_are_never_printed(tmp_path, caplog):
+    secret = "insp_super-secret-value"
+    cfg = write_config(tmp_path / "s.toml", 'kind = "folder"\npath = "' + str(tmp_path / "none") + '"',
+                       service_url="http://127.0.0.1:9", extra=f'token = "{secret}"\n')
+    cfg.write_text(cfg.read_text().replace('url = "http://127.0.0.1:9"\n' + f'token = "{secret}"',
+                                           f'url = "http://127.0.0.1:9"\ntoken = "{secret}"'))
+    loaded = load_config(cfg)
+    assert loaded.service.secret() == secret
+    assert secret not in repr(loaded) and secret not in str(loaded.model_dump())
+    caplog.set_level(logging.DEBUG)
+    res = CliRunner().invoke(app, ["run", "--config", str(cfg), "--duration", "1", "--flush-timeout", "1", "-v"])
+    assert secret not in res.output and secret not in caplog.text
+
+
+def _jpeg(path, img):
+    path.write_bytes(cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))[1].tobytes())
+
+
+def test_watch_folder_inspects_once_and_moves_files_and_skips_corrupt_frames(tmp_path, samples):
+    watch = tmp_path / "drop"
+    watch.mkdir()
+    cfg = load_config(write_config(tmp_path / "s.toml", f'kind = "watch"\npath = "{watch}"'))
+    runner = LineRunner(cfg)
+    runner.start()
+    try:
+        for name in ("000.png", "001.png"):
+            shutil.copy(samples / "flange" / "test" / "good" / name, watch / f"part-{name}")
+        shutil.copy(samples / "flange" / "test" / "crack" / "000.png", watch / "part-crack.png")
+        good = cv2.imread(str(samples / "flange" / "test" / "good" / "002.png"))
+        (watch / "truncated.jpg").write_bytes(cv2.imencode(".jpg", good)[1].tobytes()[:3000])
+        (watch / "empty.png").write_bytes(b"")
+        cv2.imwrite(str(watch / "gray.png"), np.zeros((64, 64), np.uint8))  # wrong shape
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(list((watch / "done").glob("*"))) + len(
+                list((watch / "failed").glob("*"))) < 6:
+            time.sleep(0.1)
+    finally:
+        runner.stop()
+    assert sorted(p.name for p in (watch / "done").iterdir()) == ["part-000.png", "part-001.png", "part-crack.png"]
+    assert sorted(p.name for p in (watch / "failed").iterdir()) == ["empty.png", "gray.png", "truncated.jpg"]
+    assert not list(watch.glob("*.png")) and not list(watch.glob("*.jpg"))
+    st = runner.status()
+    assert st["source"]["corrupt"] == 3 and st["results"] == {"PASS": 2, "FAIL": 1}
+    box = Outbox(cfg.outbox)
+    assert box.stats()["http"]["depth"] == 0 and box.stats()["mqtt"]["depth"] == 0  # no destinations: none waits
+    box.close()
+    # the FAIL's images were kept locally
+    assert len(list((tmp_path / "images").rglob("*-overlay.jpg"))) >= 1
+
+
+def test_folder_source_never_drops(tmp_path, samples):
+    folder = tmp_path / "in"
+    shutil.copytree(samples / "flange" / "test" / "good", folder)
+    cfg = load_config(write_config(tmp_path / "s.toml", f'kind = "folder"\npath = "{folder}"\nqueue_size = 1'))
+    runner = LineRunner(cfg)
+    runner.start()
+    runner.wait()
+    runner.stop()
+    st = runner.status()
+    assert st["source"]["frames"] == 12 and st["source"]["dropped"] == 0
+    assert st["results"]["PASS"] + st["results"]["FAIL"] == 12 and st["source"]["state"] == "finished"
+
+
+def test_live_source_keeps_the_freshest_frame_and_counts_drops(tmp_path):
+    cfg = load_config(write_config(tmp_path / "s.toml", 'kind = "simulated"\nrate = 400\nqueue_size = 1'))
+    runner = LineRunner(cfg)
+    runner.start()
+    time.sleep(2.5)
+    runner.stop()
+    st = runner.status()
+    done = st["results"]["PASS"] + st["results"]["FAIL"]
+    assert st["source"]["dropped"] > 0  # 400 parts/s is more than one core inspects
+    assert st["source"]["frames"] == done + st["source"]["dropped"]  # every frame inspected or counted
+
+
+def test_watchdog_reopens_a_dead_stream_and_stops_promptly(tmp_path):
+    cfg = load_config(write_config(tmp_path / "s.toml", 'kind = "stream"\nurl = "rtsp://127.0.0.1:9/none"'))
+    runner = LineRunner(cfg)
+    runner.start()
+    time.sleep(2)
+    assert runner.status()["source"]["state"] in ("error", "connecting")
+    t = time.monotonic()
+    runner.stop()
+    assert time.monotonic() - t < 15
+
+
+class _StallingSource(SimulatedLine):
+    """Gives a few frames, then goes silent until reopened."""
+
+    def __init__(self):
+        super().__init__(rate=50, pool_size=8)
+        self.opens = 0
+
+    def open(self):
+        super().open()
+        self.opens += 1
+        self.given = 0
+
+    def read(self, timeout):
+        if self.given >= 5:
+            time.sleep(timeout)
+            return None
+        self.given += 1
+        return super().read(timeout)
+
+
+def test_watchdog_notices_a_stall_and_reopens(tmp_path):
+    cfg = load_config(write_config(tmp_path / "s.toml", 'kind = "simulated"\nstall_timeout_s = 0.5'))
+    runner = LineRunner(cfg)
+    runner.source = _StallingSource()
+    runner.start()
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline and runner.source.opens < 3:
+        time.sleep(0.05)
+    runner.stop()
+    st = runner.status()["source"]
+    assert runner.source.opens >= 3 and st["stalls"] >= 2 and st["reopens"] >= 2
+
+
+def test_opencv_video_file_source(tmp_path, samples):
+    video = tmp_path / "line.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (256, 256))
+    for name in ("000.png", "001.png", "002.png"):
+        writer.write(cv2.imread(str(samples / "flange" / "test" / "good" / name)))
+    writer.release()
+    src = OpenCVSource(str(video), live=False)
+    src.open()
+    frames = []
+    try:
+        while True:
+            frames.append(src.read(1.0))
+    except Exception as exc:
+        assert type(exc).__name__ == "SourceFinished"
+    assert len(frames) == 3 and frames[0].image.shape == (256, 256, 3)
+    with pytest.raises(SourceError, match="no such video file"):
+        OpenCVSource(str(tmp_path / "nope.avi"), live=False).open()
+
+
+def test_image_disk_full_does_not_stop_inspection(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the image folder should be")
+    cfg = load_config(write_config(tmp_path / "s.toml", 'kind = "simulated"\nrate = 30\ndefect_rate = 1.0'))
+    cfg.images.dir = blocker / "images"
+    runner = LineRunner(cfg)
+    runner.start()
+    deadline = time.monotonic() + 20
+    while runner.counts["FAIL"] < 10 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    runner.stop()
+    st = runner.status()
+    assert st["results"]["FAIL"] >= 10  # inspection went on; results committed without their images
+    box = Outbox(cfg.outbox)
+    assert box.pending("http", 1000) == []  # no destination configured
+    box.close()
+
+
+def test_outbox_survives_reopen_and_sets_poison_aside(tmp_path):
+    box = Outbox(tmp_path / "o.db")
+    for i in range(5):
+        box.add(f"id{i}", f'{{"n": {i}}}')
+    box.add("id0", "duplicate ignored")
+    box.close()
+    box = Outbox(tmp_path / "o.db")
+    assert [e.inspection_id for e in box.pending("http", 10)] == [f"id{i}" for i in range(5)]
+    box.mark("http", ["id0", "id1"])
+    box.mark("http", ["id2"], REJECTED, "422: bad")
+    box.mark("mqtt", ["id0", "id1", "id2", "id3"])
+    assert box.prune() == 2  # id0, id1 delivered everywhere; id2 kept (rejected, for a person to look at)
+    stats = box.stats()
+    assert stats["http"] == {"depth": 2, "oldest_age_s": stats["http"]["oldest_age_s"], "rejected": 1}
+    assert stats["mqtt"]["depth"] == 1  # id4
+    box.close()
