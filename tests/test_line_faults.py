@@ -1,0 +1,129 @@
+"""Store-and-forward under faults, with the real parts: the results service in its own process, the real
+Mosquitto broker at 127.0.0.1:1883, and the runner killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+
+import pytest
+from line_support import CLI, ServiceProcess, Subscriber, write_config
+from service_support import STATION, need_service
+
+from inspection.runner import LineRunner
+from inspection.station_config import load_config
+
+MOSQUITTO = ["mosquitto", "-d", "-c", "/etc/mosquitto/mosquitto.conf"]
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def restart_mosquitto() -> None:
+    """Stop the broker gracefully (it saves its persistent sessions) and start it with the same command."""
+    subprocess.run(["pkill", "-TERM", "-x", "mosquitto"], check=False)
+    deadline = time.monotonic() + 10
+    while _port_open(1883) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the broker is down for a moment
+    subprocess.run(MOSQUITTO, check=True)
+    while not _port_open(1883) and time.monotonic() < deadline + 10:
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_service_outage_and_broker_restart_lose_nothing(tmp_path):
+    need_service("Mosquitto", "127.0.0.1", 1883)
+    if shutil.which("mosquitto") is None:
+        pytest.skip("the mosquitto binary is needed to restart the broker")
+    service = ServiceProcess(tmp_path)
+    service.start()
+    cfg_path = write_config(tmp_path / "station.toml", 'kind = "simulated"\nrate = 22\ndefect_rate = 0.1',
+                            service_url=service.url, mqtt_host="127.0.0.1")
+    text = cfg_path.read_text().replace(f'url = "{service.url}"', f'url = "{service.url}"\ntoken = "{service.edge}"')
+    cfg_path.write_text(text)
+    cfg = load_config(cfg_path)
+    sub = Subscriber(f"test/{STATION}/inspection/result", client_id=f"fault-test-{os.getpid()}")
+    sub.start()
+    runner = LineRunner(cfg, flush_timeout=40)
+    try:
+        runner.start()
+        while runner.source_state != "running":
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        time.sleep(6)
+        service.stop()  # the IT side goes away for 10 s
+        time.sleep(10)
+        service.start()
+        time.sleep(3)
+        restart_mosquitto()  # the broker restarts mid-run
+        while time.monotonic() - t0 < 32:
+            time.sleep(0.2)
+        produced_for = time.monotonic() - t0
+        runner.stop()  # finishes frames in flight, then flushes the outbox
+        st = runner.status()
+    finally:
+        if not _port_open(1883):
+            subprocess.run(MOSQUITTO, check=False)
+    total = st["results"]["PASS"] + st["results"]["FAIL"]
+    assert produced_for >= 30 and total >= 20 * 30, st
+    assert st["outbox"]["http"]["depth"] == 0 and st["outbox"]["mqtt"]["depth"] == 0, st
+    ids = service.ids()
+    assert len(ids) == total and len(set(ids)) == total  # every result, exactly once
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not set(ids) <= sub.ids:
+        time.sleep(0.2)
+    sub.stop()
+    missing = set(ids) - sub.ids
+    assert not missing, f"{len(missing)} of {total} results never reached the MQTT subscriber"
+    service.stop()
+
+
+def _outbox_ids(path) -> tuple[set[str], set[str]]:
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute("SELECT inspection_id, http_state FROM outbox").fetchall()
+    finally:
+        db.close()
+    return {r[0] for r in rows}, {r[0] for r in rows if r[1] == 0}
+
+
+@pytest.mark.slow
+def test_kill_9_then_restart_loses_and_duplicates_nothing(tmp_path):
+    service = ServiceProcess(tmp_path)
+    service.start()
+    cfg = write_config(tmp_path / "station.toml", 'kind = "simulated"\nrate = 20', service_url=service.url)
+    env = {**os.environ, "INSPECTION_SERVICE_TOKEN": service.edge}
+    runner = subprocess.Popen([*CLI, "run", "--config", str(cfg), "--duration", "120"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(7)
+        service.stop()  # results pile up in the outbox
+        time.sleep(3)
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=10)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    committed, pending = _outbox_ids(tmp_path / "outbox.db")
+    assert len(pending) >= 20, "the kill should find results waiting in the outbox"
+    service.start()
+    again = subprocess.run([*CLI, "run", "--config", str(cfg), "--duration", "4", "--flush-timeout", "30"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    ids = service.ids()
+    assert len(ids) == len(set(ids)), "a result reached the service twice"
+    assert committed <= set(ids), f"{len(committed - set(ids))} committed results were lost"
+    _, still_pending = _outbox_ids(tmp_path / "outbox.db")
+    assert not still_pending
+    service.stop()
