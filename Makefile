@@ -26,15 +26,12 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 demo: venv
-	$(VENV)/bin/inspection dataset generate --out demo-data --train-good 0 --test-good 6 --test-per-defect 2 \
-		--part flange
-	$(VENV)/bin/inspection inspect demo-data/flange/test/good demo-data/flange/test/crack \
-		demo-data/flange/test/spot demo-data/flange/test/scratch demo-data/flange/test/missing \
-		--model models/demo_flange.onnx --out demo-results
-	@echo "overlays (*_overlay.png) and JSON results are in demo-results/"
+	$(VENV)/bin/inspection demo
 
-bench: venv
+bench: venv services
 	$(PY) benchmarks/core_benchmark.py all
+	$(PY) benchmarks/ingest_benchmark.py
+	$(PY) benchmarks/line_latency.py
 
 # Retrain the shipped demo models from the committed sample datasets.
 demo-models: venv

@@ -325,6 +325,81 @@ def run(
                + ", ".join(f"{d} {s['depth']}" for d, s in st["outbox"].items()))
 
 
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port of the results service and pages.")] = 8080,
+    rate: Annotated[float, typer.Option(help="Parts per second on the simulated line.")] = 4.0,
+    defect_rate: Annotated[float, typer.Option(help="Share of defective parts.")] = 0.15,
+    part: Annotated[str, typer.Option(help="Part type: flange or knurled_plate.")] = "flange",
+    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its database, outbox and images.")]
+    = Path("runs/demo"),
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+) -> None:
+    """The whole product on this machine: a simulated line, the shipped model, the results service and the
+    operator page on localhost (no tokens: --insecure-local), and MQTT when a broker runs on 1883."""
+    import socket
+    import subprocess
+
+    import httpx
+
+    from edge_service import store
+    from inspection.result import StationContext
+    from inspection.runner import LineRunner
+    from inspection.station_config import parse_config
+
+    if part not in ("flange", "knurled_plate"):
+        raise _fail(f"--part {part!r}: choose flange or knurled_plate")
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = f"sqlite:///{workdir / 'results.db'}"
+    station = StationContext.from_path("demo-plant/area1/line1/cell1/station1")
+    store.add_station(_engine(db), station)
+    with socket.socket() as probe:
+        mqtt_up = probe.connect_ex(("127.0.0.1", 1883)) == 0
+    service = subprocess.Popen([sys.executable, "-m", "inspection.cli", "serve", "--insecure-local", "--port",
+                                str(port), "--database-url", db, "--image-dir", str(workdir / "service-images"),
+                                "--stale-seconds", "5"])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or service.poll() is not None:
+                raise _fail(f"the results service did not start on port {port}")
+            time.sleep(0.2)
+        cfg = parse_config({
+            "station": station.model_dump(), "outbox": str(workdir / "outbox.db"),
+            "source": {"kind": "simulated", "part_type": part, "rate": rate, "defect_rate": defect_rate},
+            "images": {"dir": str(workdir / "images"), "keep_pass_fraction": 0.05},
+            "service": {"url": f"http://127.0.0.1:{port}"},
+            "mqtt": {"host": "127.0.0.1" if mqtt_up else None, "topic_prefix": "demo"},
+            "status": {"port": 0}}, "demo")
+        runner = LineRunner(cfg)
+        runner.start()
+        typer.secho(f"\n  operator page:  http://127.0.0.1:{port}/#station={station.path}\n"
+                    f"  API docs:       http://127.0.0.1:{port}/docs\n"
+                    f"  MQTT:           {'demo/' + station.path + '/inspection/result' if mqtt_up else 'no broker'}"
+                    f"\n  simulated {part} line at {rate:g} parts/s; Ctrl-C stops\n", fg=typer.colors.GREEN)
+        import signal
+        import threading
+
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        end = time.monotonic() + duration if duration else None
+        while not stop.wait(0.5):
+            if end and time.monotonic() > end:
+                break
+        runner.stop()
+        st = runner.status()
+        typer.echo(f"{st['results']['PASS']} PASS, {st['results']['FAIL']} FAIL delivered to the service")
+    finally:
+        service.terminate()
+        service.wait(timeout=20)
+
+
 DatabaseOpt = Annotated[str, typer.Option("--database-url", envvar="INSPECTION_DATABASE_URL",
                                           help="SQLAlchemy URL: sqlite:///file.db or postgresql://user@host/db.")]
 DEFAULT_DB = "sqlite:///inspection-results.db"

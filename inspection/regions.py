@@ -16,14 +16,14 @@ def find_regions(anomaly_map: np.ndarray, threshold: float, scale: tuple[float, 
     if not above.any():
         return []
     count, labels, stats, _ = cv2.connectedComponentsWithStats(above, connectivity=8)
-    peaks = np.full(count, -np.inf)
-    np.maximum.at(peaks, labels.ravel(), anomaly_map.ravel())
     sx, sy = scale
     regions = []
     for i in range(1, count):
         x, y, w, h, area = (int(v) for v in stats[i])
+        box = (slice(y, y + h), slice(x, x + w))  # the peak, looked for inside the region's own box only
+        peak = float(anomaly_map[box][labels[box] == i].max())
         regions.append(Region(x=int(x * sx), y=int(y * sy), width=max(1, round(w * sx)),
                               height=max(1, round(h * sy)), area_px=max(1, round(area * sx * sy)),
-                              peak_score=float(peaks[i])))
+                              peak_score=peak))
     regions.sort(key=lambda r: -r.peak_score)
     return regions[:max_regions]

@@ -1,0 +1,37 @@
+"""`make demo` as a newcomer runs it: `inspection demo` brings up the service, the page and a simulated line."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from service_support import free_port
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_line_on_localhost(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "inspection.cli", "demo", "--port", str(port), "--rate", "10",
+                             "--workdir", str(tmp_path / "demo"), "--duration", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        items = []
+        while time.monotonic() < deadline and len(items) < 10:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                items = httpx.get(f"{base}/api/v1/results", params={"limit": 50}, timeout=2).json().get("items", [])
+            time.sleep(0.5)
+        assert len(items) >= 10, "the demo line delivered no results"
+        assert items[0]["station"]["station"] == "station1" and items[0]["model"]["name"] == "demo_flange"
+        page = httpx.get(base + "/")
+        assert page.status_code == 200 and "STALE" in page.text and '"needsToken": false' in page.text
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=60)
+    assert "INSECURE LOCAL MODE" in out and "operator page" in out
+    assert proc.returncode == 0, out
