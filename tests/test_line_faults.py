@@ -127,3 +127,66 @@ def test_kill_9_then_restart_loses_and_duplicates_nothing(tmp_path):
     _, still_pending = _outbox_ids(tmp_path / "outbox.db")
     assert not still_pending
     service.stop()
+
+
+def test_sigterm_flushes_and_status_and_retained_topics(tmp_path, samples):
+    """SIGTERM: frames in flight finish and the outbox is delivered; the status port answers while running;
+    MQTT carries a retained online status and the newest result retained at .../inspection/last."""
+    need_service("Mosquitto", "127.0.0.1", 1883)
+    import json
+
+    import httpx
+    import paho.mqtt.client as mqtt
+    from service_support import free_port
+
+    service = ServiceProcess(tmp_path)
+    service.start()
+    status_port = free_port()
+    prefix = f"sig{os.getpid()}"
+    cfg = write_config(tmp_path / "station.toml", 'kind = "simulated"\nrate = 15', service_url=service.url,
+                       mqtt_host="127.0.0.1")
+    cfg.write_text(cfg.read_text().replace('topic_prefix = "test"', f'topic_prefix = "{prefix}"')
+                   .replace("port = 0", f"port = {status_port}"))
+    env = {**os.environ, "INSPECTION_SERVICE_TOKEN": service.edge}
+    runner = subprocess.Popen([*CLI, "run", "--config", str(cfg)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        status = {}
+        while time.monotonic() < deadline:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{status_port}/status", timeout=1).json()
+                if status["results"]["PASS"] + status["results"]["FAIL"] >= 20:
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.3)
+        assert status["source"]["state"] == "running" and status["links"]["http"]["state"] == "delivering"
+        metrics = httpx.get(f"http://127.0.0.1:{status_port}/metrics").text
+        assert "line_capture_to_commit_seconds_bucket" in metrics and 'line_outbox_depth{dest="http"}' in metrics
+        runner.send_signal(signal.SIGTERM)
+        out, _ = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, out
+    assert "undelivered: http 0, mqtt 0" in out, out
+    committed = [int(x) for x in out.split("undelivered")[0].split() if x.isdigit()][:2]
+    ids = service.ids()
+    assert len(ids) == sum(committed) and len(set(ids)) == len(ids)
+
+    retained: dict[str, bytes] = {}
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda _c, _u, msg: retained.__setitem__(msg.topic, msg.payload)
+    client.connect("127.0.0.1", 1883)
+    client.subscribe(f"{prefix}/{STATION}/#", qos=1)
+    client.loop_start()
+    time.sleep(1.5)
+    for topic in list(retained):  # leave the shared broker clean: an empty retained payload deletes it
+        client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+    client.loop_stop()
+    client.disconnect()
+    assert retained.get(f"{prefix}/{STATION}/status") == b"offline"  # said on the way out
+    last = json.loads(retained[f"{prefix}/{STATION}/inspection/last"])
+    assert last["inspection_id"] in ids
+    service.stop()
