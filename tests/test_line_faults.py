@@ -182,12 +182,12 @@ def test_sigterm_flushes_and_status_and_retained_topics(tmp_path, samples):
     client.subscribe(f"{prefix}/{STATION}/#", qos=1)
     client.loop_start()
     time.sleep(1.5)
-    retained = dict(retained)  # what the broker held; the cleanup below would echo back empty payloads
-    for topic in list(retained):  # leave the shared broker clean: an empty retained payload deletes it
+    held = dict(retained)  # what the broker held; the cleanup below echoes back empty payloads
+    for topic in held:  # leave the shared broker clean: an empty retained payload deletes it
         client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
     client.loop_stop()
     client.disconnect()
-    assert retained.get(f"{prefix}/{STATION}/status") == b"offline"  # said on the way out
-    last = json.loads(retained[f"{prefix}/{STATION}/inspection/last"])
+    assert held.get(f"{prefix}/{STATION}/status") == b"offline"  # said on the way out
+    last = json.loads(held[f"{prefix}/{STATION}/inspection/last"])
     assert last["inspection_id"] in ids
     service.stop()
