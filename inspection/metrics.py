@@ -8,13 +8,8 @@ import numpy as np
 from pydantic import BaseModel
 
 
-def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with tied scores sharing their mean rank)."""
-    y = np.asarray(labels).ravel().astype(bool)
-    s = np.asarray(scores, np.float64).ravel()
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
+def ranks(s: np.ndarray) -> np.ndarray:
+    """1-based ranks of the values; tied values share their mean rank."""
     order = np.argsort(s, kind="mergesort")
     sorted_s = s[order]
     # mean rank (1-based) of each run of equal scores
@@ -22,9 +17,20 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     starts = np.concatenate([[0], boundaries])
     ends = np.concatenate([boundaries, [len(s)]])
     run_rank = (starts + ends + 1) / 2.0
-    ranks = np.empty(len(s))
-    ranks[order] = np.repeat(run_rank, ends - starts)
-    u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
+    out = np.empty(len(s))
+    out[order] = np.repeat(run_rank, ends - starts)
+    return out
+
+
+def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with tied scores sharing their mean rank)."""
+    y = np.asarray(labels).ravel().astype(bool)
+    s = np.asarray(scores, np.float64).ravel()
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    r = ranks(s)
+    u = r[y].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
 
 

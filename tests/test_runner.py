@@ -107,7 +107,9 @@ def test_live_source_keeps_the_freshest_frame_and_counts_drops(tmp_path):
     cfg = load_config(write_config(tmp_path / "s.toml", 'kind = "simulated"\nrate = 400\nqueue_size = 1'))
     runner = LineRunner(cfg)
     runner.start()
-    time.sleep(2.5)
+    deadline = time.monotonic() + 60
+    while runner.counts["frames"] < 300 and time.monotonic() < deadline:
+        time.sleep(0.1)
     runner.stop()
     st = runner.status()
     done = st["results"]["PASS"] + st["results"]["FAIL"]

@@ -160,7 +160,7 @@ def test_review_keeps_history_and_filters(service):
 
 
 def test_stats(service):
-    now = datetime.now(UTC).replace(minute=30)
+    now = (datetime.now(UTC) - timedelta(hours=1)).replace(minute=30)  # mid-hour, and always in the past
     rows = [make_result(verdict="FAIL" if i < 3 else "PASS", at=now - timedelta(hours=i // 5)) for i in range(10)]
     rows.append(make_result(station=OTHER, verdict="FAIL", at=now))
     service.post(rows)

@@ -1,0 +1,1 @@
+"""`inspection bench`: the edge hardware benchmark integrators run before they buy a box."""

@@ -1,0 +1,73 @@
+"""Model variants to sweep over: other input sizes (the same head rebuilt), and INT8 (onnxruntime static
+quantization of the backbone's convolutions; the head's distance computation stays fp32, since int8 would
+destroy the small differences between large norms it relies on)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from inspection.anomaly_head import HeadParams
+from inspection.graph import inspection_graph
+from inspection.metadata import read_metadata, write_metadata
+from inspection.model import resize_for_model
+from inspection.shipped import backbone_path
+
+
+def head_of(model_path: str | Path) -> HeadParams:
+    """The trained head's parameters, read back from an inspection model file."""
+    graph = onnx.load(str(model_path))
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.graph.initializer}
+    meta = read_metadata(model_path)
+    return HeadParams((float(inits["head/scale8"]), float(inits["head/scale16"])), inits.get("head/projection"),
+                      (-0.5 * inits["head/bank_t"].T).astype(np.float32), inits["head/bank_sq"],
+                      meta.head.blur_sigma, tuple(meta.input_size))
+
+
+def at_size(model_path: str | Path, size: tuple[int, int], out: Path) -> Path:
+    """The same model at another input size (for speed sweeps; accuracy is only known at the trained size)."""
+    head = head_of(model_path)
+    meta = read_metadata(model_path)
+    graph = inspection_graph(onnx.load(str(backbone_path())), HeadParams(
+        head.layer_scales, head.projection, head.bank, head.bank_sq, head.blur_sigma, size))
+    write_metadata(graph, meta.model_copy(update={"input_size": size, "name": f"{meta.name}@{size[0]}x{size[1]}"}))
+    onnx.save(graph, str(out))
+    return out
+
+
+class _Calibration:
+    def __init__(self, images: list[np.ndarray], size: tuple[int, int]):
+        self.batches = iter([{"image": resize_for_model(im, size)[None]} for im in images])
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+def int8(model_path: str | Path, calibration_images: list[np.ndarray], out: Path) -> Path:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    meta = read_metadata(model_path)
+    graph = onnx.load(str(model_path))
+    head_nodes = [n.name for n in graph.graph.node if not n.name.startswith("/")]  # ours; the backbone's start "/"
+    reader = _Calibration(calibration_images, tuple(meta.input_size))
+    CalibrationDataReader.register(type(reader))
+    quantize_static(str(model_path), str(out), reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
+                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    nodes_to_exclude=head_nodes)
+    q = onnx.load(str(out))
+    write_metadata(q, meta.model_copy(update={"name": f"{meta.name}-int8"}))
+    onnx.save(q, str(out))
+    return out
+
+
+def rank_correlation(a, b) -> float:
+    """Spearman's rank correlation (ties get their mean rank)."""
+    from inspection.metrics import ranks
+
+    ra, rb = ranks(np.asarray(a, np.float64)), ranks(np.asarray(b, np.float64))
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
