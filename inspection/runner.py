@@ -121,7 +121,7 @@ class LocalImages:
 class LineRunner:
     def __init__(self, cfg: StationConfig, flush_timeout: float = 10.0):
         self.cfg = cfg
-        self.station = StationContext(**cfg.station.model_dump())
+        self.station = StationContext(**cfg.station.model_dump())  # the plain context, without config strictness
         default_model = demo_model_path(cfg.source.part_type if cfg.source.kind == "simulated" else "flange")
         self.model = InspectionModel.load(cfg.model.path or default_model, threads=cfg.model.threads)
         self.source = make_source(cfg)

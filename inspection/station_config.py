@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from inspection.errors import InspectionError
-from inspection.result import SEGMENT
+from inspection.result import StationContext
 
 
 class ConfigError(InspectionError):
@@ -25,12 +25,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class StationSection(_Strict):
-    site: str = Field(pattern=SEGMENT)
-    area: str = Field(pattern=SEGMENT)
-    line: str = Field(pattern=SEGMENT)
-    cell: str = Field(pattern=SEGMENT)
-    station: str = Field(pattern=SEGMENT)
+class StationSection(StationContext):
+    """The station's ISA-95 context, as in every result; no other keys."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ModelSection(_Strict):
