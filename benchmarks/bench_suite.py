@@ -93,7 +93,7 @@ def torch_side_by_side(model_path: Path, encoded: list[bytes], threads: int, run
 
 def main() -> None:
     model = demo_model_path("flange")
-    encoded = engine.sample_images(None)
+    encoded = engine.sample_images(None, part="flange")
     result = run_suite(model, list(engine.SCENARIOS), list(engine.DEPTHS), [1, 2], [256, 320],
                        ["CPUExecutionProvider"], ["fp32", "int8"], Budget.parse("p90=20ms"), encoded,
                        min_duration_s=10, min_count=100)
@@ -112,7 +112,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for r in result["runs"]:
         s, b = r["stats"], r.get("budget")
-        print(f"| {r['label'].replace(' CPUExecutionProvider', '')} | {s['count']} | {s['p50_ms']:.2f} | "
+        print(f"| {r['label'].removesuffix(' CPU')} | {s['count']} | {s['p50_ms']:.2f} | "
               f"{s['p90_ms']:.2f} | {s['p99_ms']:.2f} | {s['frames_per_s']:.1f} | {r['cpu_percent']:.0f} | "
               f"{'yes' if r['valid'] else 'no'} | {'' if b is None else ('PASS' if b['pass'] else 'FAIL')} |")
     if isinstance(result["torch_comparison"], list):

@@ -450,7 +450,8 @@ def bench(
         model_path = model or _default_model()
         if not Path(model_path).is_file():
             raise engine.BenchError(f"{model_path}: no such model file")
-        encoded = engine.sample_images(images)
+        part = "knurled_plate" if "knurled_plate" in Path(model_path).name else "flange"
+        encoded = engine.sample_images(images, part=part)
         result = run_suite(Path(model_path), scen, deps, _int_list(threads, "--threads"),
                            _int_list(sizes, "--sizes"), [p.strip() for p in providers.split(",") if p.strip()],
                            [v.strip() for v in variants.split(",") if v.strip()], parsed_budget, encoded, streams,

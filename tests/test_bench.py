@@ -147,7 +147,7 @@ def test_bench_run_writes_valid_self_contained_reports_and_compare(tmp_path):
                               "p90=0.001ms", "--out", str(tmp_path / "b"), "--quiet"])
     assert res.exit_code == 1 and "FAIL" in res.output
     res = runner.invoke(app, ["bench", "compare", str(out / "bench.json"), str(tmp_path / "b" / "bench.json")])
-    assert res.exit_code == 0 and "single-stream model fp32 256px 1t" in res.output
+    assert res.exit_code == 0 and "single-stream model fp32 256px 1t CPU" in res.output
     res = runner.invoke(app, ["bench", "compare", str(out / "bench.html")])
     assert res.exit_code == 2 and "cannot read a bench report" in res.output
 

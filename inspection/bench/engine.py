@@ -59,7 +59,8 @@ class RunSpec:
     def label(self) -> str:
         extra = f" ×{self.streams}" if self.scenario == "multi-stream" else f" b{self.batch}" if (
             self.scenario == "offline") else ""
-        return f"{self.scenario}{extra} {self.depth} {self.variant} {self.size}px {self.threads}t {self.provider}"
+        provider = self.provider.removesuffix("ExecutionProvider")
+        return f"{self.scenario}{extra} {self.depth} {self.variant} {self.size}px {self.threads}t {provider}"
 
 
 def check_inputs(threads: list[int], providers: list[str], streams: int, batch: int) -> None:
