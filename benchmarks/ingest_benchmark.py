@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,16 +27,13 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent / "tests"))
+from line_support import ServiceProcess  # noqa: E402
+from service_support import STATION  # noqa: E402
+
 from inspection.result import InspectionResult, ModelInfo, StageTimings, StationContext  # noqa: E402
 
-STATION = "bench/area1/line1/cell1/st1"
 PG = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _payloads(total: int, batch: int) -> list[bytes]:
@@ -55,31 +49,6 @@ def _payloads(total: int, batch: int) -> list[bytes]:
                 .model_dump(mode="json") for i in range(min(batch, total - start))]
         out.append(json.dumps({"results": rows}).encode())
     return out
-
-
-class Server:
-    def __init__(self, db_url: str, workdir: Path):
-        self.db_url, self.port = db_url, _free_port()
-        cli = [sys.executable, "-m", "inspection.cli"]
-        env = {**os.environ, "INSPECTION_DATABASE_URL": db_url}
-        subprocess.run([*cli, "station", "add", STATION], check=True, env=env, capture_output=True)
-        out = subprocess.run([*cli, "token", "create", "--role", "edge", "--name", "bench"], check=True, env=env,
-                             capture_output=True, text=True).stdout
-        self.token = out.strip().splitlines()[-1]
-        self.proc = subprocess.Popen([*cli, "serve", "--port", str(self.port), "--image-dir", str(workdir / "img")],
-                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("service did not start: " + self.proc.stderr.read().decode()[-2000:])
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
 
 
 def run_load(port: int, token: str, payloads: list[bytes], clients: int) -> dict:
@@ -128,11 +97,12 @@ def bench(db: str, total: int, batch: int, clients: int, repeats: int) -> dict:
                 with psycopg.connect(PG, autocommit=True) as conn:
                     conn.execute(f"CREATE SCHEMA {schema}")
                 url = f"{PG}?options=-csearch_path%3D{schema}"
-            server = Server(url, Path(tmp))
+            server = ServiceProcess(Path(tmp), url)
+            server.start()
             try:
                 warm = _payloads(batch * clients, batch)
-                run_load(server.port, server.token, warm, clients)  # warm-up: connections, caches
-                result = run_load(server.port, server.token, _payloads(total, batch), clients)
+                run_load(server.port, server.edge, warm, clients)  # warm-up: connections, caches
+                result = run_load(server.port, server.edge, _payloads(total, batch), clients)
             finally:
                 server.stop()
                 if schema:

@@ -8,7 +8,6 @@ lost. Secrets (token, password) are never logged.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -210,7 +209,3 @@ class MqttForwarder(_Forwarder):
             self.client.publish(self.last_topic, last.record, qos=1, retain=True)
         if len(acked) < len(entries):
             raise RuntimeError(f"broker acknowledged {len(acked)} of {len(entries)} results")
-
-    @staticmethod
-    def payload_id(payload: bytes) -> str:
-        return json.loads(payload)["inspection_id"]

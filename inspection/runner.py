@@ -18,7 +18,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -74,7 +74,6 @@ class _Inspected:
     result: object | None  # Inspection
     error: str | None
     started: float
-    timings: dict = field(default_factory=dict)
 
 
 class LocalImages:

@@ -64,3 +64,16 @@ def service(db_url, tmp_path):
         for path in (STATION, OTHER):
             store.add_station(engine, StationContext.from_path(path))
         yield svc
+
+
+@pytest.fixture
+def service_process(tmp_path):
+    """`inspection serve` in its own process (SQLite), started; always stopped at teardown."""
+    from line_support import ServiceProcess
+
+    proc = ServiceProcess(tmp_path)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

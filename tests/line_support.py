@@ -17,10 +17,11 @@ CLI = [sys.executable, "-m", "inspection.cli"]
 
 
 class ServiceProcess:
-    """`inspection serve` on a fixed port and SQLite file, which can be stopped and started again."""
+    """`inspection serve` in its own process on a fixed port (SQLite in workdir unless a database URL is
+    given), with a registered station and edge and operator tokens; it can be stopped and started again."""
 
-    def __init__(self, workdir: Path):
-        self.db = f"sqlite:///{workdir / 'service.db'}"
+    def __init__(self, workdir: Path, db_url: str | None = None):
+        self.db = db_url or f"sqlite:///{workdir / 'service.db'}"
         self.port = free_port()
         self.images = workdir / "service-images"
         self.env = {**os.environ, "INSPECTION_DATABASE_URL": self.db}

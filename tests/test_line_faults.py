@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from line_support import CLI, ServiceProcess, Subscriber, write_config
+from line_support import CLI, Subscriber, write_config
 from service_support import STATION, need_service
 
 from inspection.runner import LineRunner
@@ -42,12 +42,11 @@ def restart_mosquitto() -> None:
 
 
 @pytest.mark.slow
-def test_service_outage_and_broker_restart_lose_nothing(tmp_path):
+def test_service_outage_and_broker_restart_lose_nothing(tmp_path, service_process):
     need_service("Mosquitto", "127.0.0.1", 1883)
     if shutil.which("mosquitto") is None:
         pytest.skip("the mosquitto binary is needed to restart the broker")
-    service = ServiceProcess(tmp_path)
-    service.start()
+    service = service_process
     cfg_path = write_config(tmp_path / "station.toml", 'kind = "simulated"\nrate = 22\ndefect_rate = 0.1',
                             service_url=service.url, mqtt_host="127.0.0.1")
     text = cfg_path.read_text().replace(f'url = "{service.url}"', f'url = "{service.url}"\ntoken = "{service.edge}"')
@@ -86,7 +85,6 @@ def test_service_outage_and_broker_restart_lose_nothing(tmp_path):
     sub.stop()
     missing = set(ids) - sub.ids
     assert not missing, f"{len(missing)} of {total} results never reached the MQTT subscriber"
-    service.stop()
 
 
 def _outbox_ids(path) -> tuple[set[str], set[str]]:
@@ -99,9 +97,8 @@ def _outbox_ids(path) -> tuple[set[str], set[str]]:
 
 
 @pytest.mark.slow
-def test_kill_9_then_restart_loses_and_duplicates_nothing(tmp_path):
-    service = ServiceProcess(tmp_path)
-    service.start()
+def test_kill_9_then_restart_loses_and_duplicates_nothing(tmp_path, service_process):
+    service = service_process
     cfg = write_config(tmp_path / "station.toml", 'kind = "simulated"\nrate = 20', service_url=service.url)
     env = {**os.environ, "INSPECTION_SERVICE_TOKEN": service.edge}
     runner = subprocess.Popen([*CLI, "run", "--config", str(cfg), "--duration", "120"], env=env,
@@ -126,10 +123,9 @@ def test_kill_9_then_restart_loses_and_duplicates_nothing(tmp_path):
     assert committed <= set(ids), f"{len(committed - set(ids))} committed results were lost"
     _, still_pending = _outbox_ids(tmp_path / "outbox.db")
     assert not still_pending
-    service.stop()
 
 
-def test_sigterm_flushes_and_status_and_retained_topics(tmp_path, samples):
+def test_sigterm_flushes_and_status_and_retained_topics(tmp_path, service_process):
     """SIGTERM: frames in flight finish and the outbox is delivered; the status port answers while running;
     MQTT carries a retained online status and the newest result retained at .../inspection/last."""
     need_service("Mosquitto", "127.0.0.1", 1883)
@@ -139,8 +135,7 @@ def test_sigterm_flushes_and_status_and_retained_topics(tmp_path, samples):
     import paho.mqtt.client as mqtt
     from service_support import free_port
 
-    service = ServiceProcess(tmp_path)
-    service.start()
+    service = service_process
     status_port = free_port()
     prefix = f"sig{os.getpid()}"
     cfg = write_config(tmp_path / "station.toml", 'kind = "simulated"\nrate = 15', service_url=service.url,
@@ -190,4 +185,3 @@ def test_sigterm_flushes_and_status_and_retained_topics(tmp_path, samples):
     assert held.get(f"{prefix}/{STATION}/status") == b"offline"  # said on the way out
     last = json.loads(held[f"{prefix}/{STATION}/inspection/last"])
     assert last["inspection_id"] in ids
-    service.stop()
