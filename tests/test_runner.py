@@ -214,3 +214,21 @@ def test_outbox_survives_reopen_and_sets_poison_aside(tmp_path):
     assert stats["http"] == {"depth": 2, "oldest_age_s": stats["http"]["oldest_age_s"], "rejected": 1}
     assert stats["mqtt"]["depth"] == 1  # id4
     box.close()
+
+
+def test_local_image_retention_by_age_and_bytes(tmp_path):
+    import os
+
+    from inspection.runner import LocalImages
+
+    store = LocalImages(tmp_path / "img", max_age_days=1, max_bytes=10_000)
+    img = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    paths = [store.save(f"id{i}", img, img) for i in range(4)]
+    files = [p for pair in paths for p in pair]
+    now = time.time()
+    for i, f in enumerate(files):  # id0 oldest ... id3 newest; id0 is also past the age limit
+        os.utime(f, (now - 3600 * (8 - i) - (2 * 86400 if i < 2 else 0),) * 2)
+    removed = store.sweep(every_s=0)
+    sizes = sum(os.path.getsize(f) for f in files if os.path.exists(f))
+    assert removed >= 2 and not any(os.path.exists(f) for f in files[:2])  # too old
+    assert sizes <= 10_000 and os.path.exists(files[-1])  # then oldest first until under the byte limit
