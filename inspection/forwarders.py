@@ -76,7 +76,10 @@ class _Forwarder(threading.Thread):
                     self.state, self.last_error = "retrying", str(exc)[:300]
                     delay = self.backoff.next()
                     log.warning("%s delivery failed (%s); retrying in %.1f s", self.dest, self.last_error, delay)
-                    self.stop_event.wait(delay) if not self.stop_event.is_set() else time.sleep(min(delay, 0.5))
+                    if self.stop_event.is_set():  # draining at shutdown: retry soon, within the flush time
+                        time.sleep(min(delay, 0.5))
+                    else:
+                        self.stop_event.wait(delay)
         finally:
             self.teardown()
             outbox.close()

@@ -15,6 +15,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from inspection.anomaly_head import HeadParams
+from inspection.metadata import read_metadata
 
 OPSET = 17
 BACKBONE_INPUT = "input"
@@ -125,3 +126,14 @@ def inspection_graph(backbone: onnx.ModelProto, head: HeadParams) -> onnx.ModelP
     outs = [helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["N", 1, H, W]),
             helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])]
     return _model(b, outs, head.input_size, "inspection_patchcore")
+
+
+def head_from_model(model_path) -> HeadParams:
+    """The trained head's parameters read back from an inspection model file (the inverse of
+    :func:`inspection_graph`)."""
+    graph = onnx.load(str(model_path))
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.graph.initializer}
+    meta = read_metadata(model_path)
+    return HeadParams((float(inits["head/scale8"]), float(inits["head/scale16"])), inits.get("head/projection"),
+                      (-0.5 * inits["head/bank_t"].T).astype(np.float32), inits["head/bank_sq"],
+                      meta.head.blur_sigma, tuple(meta.input_size))

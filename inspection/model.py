@@ -88,13 +88,14 @@ class InspectionModel:
         t1 = time.perf_counter()
         maps, scores = self.run(batch)
         t2 = time.perf_counter()
-        inspection = self._postprocess(image.shape[:2], maps[0], float(scores[0]))
+        inspection = self.postprocess(image.shape[:2], maps[0], float(scores[0]))
         t3 = time.perf_counter()
         inspection.timings = StageTimings(preprocess_ms=(t1 - t0) * 1e3, inference_ms=(t2 - t1) * 1e3,
                                           postprocess_ms=(t3 - t2) * 1e3)
         return inspection
 
-    def _postprocess(self, image_hw: tuple[int, int], model_map: np.ndarray, score: float) -> Inspection:
+    def postprocess(self, image_hw: tuple[int, int], model_map: np.ndarray, score: float) -> Inspection:
+        """Verdict, regions and the map at the image's size from one graph output (timings left at zero)."""
         h, w = image_hw
         mh, mw = model_map.shape
         regions = find_regions(model_map, self.threshold, scale=(w / mw, h / mh))

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 
 from inspection.anomaly_head import HeadParams, principal_axes, reference_outputs
-from inspection.graph import inspection_graph
+from inspection.graph import head_from_model, inspection_graph
 from inspection.imaging import list_images, load_image
 from inspection.model import InspectionModel, resize_for_model
 from inspection.shipped import backbone_path
@@ -47,11 +47,7 @@ def test_graph_matches_numpy_reference(samples, projection_dim, blur_sigma, size
 
 def test_trained_model_matches_reference_and_reload(samples, small_model, tmp_path):
     model = InspectionModel.load(small_model)
-    graph = onnx.load(str(small_model))
-    inits = {i.name: onnx.numpy_helper.to_array(i) for i in graph.graph.initializer}
-    head = HeadParams((float(inits["head/scale8"]), float(inits["head/scale16"])), inits["head/projection"],
-                      -0.5 * inits["head/bank_t"].T, inits["head/bank_sq"], model.meta.head.blur_sigma,
-                      model.input_size)
+    head = head_from_model(small_model)
     images = _images(samples, n=8)
     maps, scores = model.run(images)
     ref_maps, ref_scores = reference_outputs(*_backbone_features(images), head)

@@ -30,7 +30,6 @@ from inspection.bench.stats import summarize
 from inspection.imaging import decode_image
 from inspection.model import InspectionModel, resize_for_model
 from inspection.outbox import Outbox
-from inspection.result import StageTimings
 
 SCENARIOS = ("single-stream", "multi-stream", "offline")
 DEPTHS = ("model", "e2e")
@@ -127,9 +126,8 @@ def run(model_path: Path, spec: RunSpec, encoded: list[bytes], progress: Callabl
                 marks.append(time.perf_counter())
                 maps, scores = model.run(batch)
                 marks.append(time.perf_counter())
-                inspection = model._postprocess(image.shape[:2], maps[0], float(scores[0]))
+                inspection = model.postprocess(image.shape[:2], maps[0], float(scores[0]))
                 marks.append(time.perf_counter())
-                inspection.timings = StageTimings(preprocess_ms=0, inference_ms=0, postprocess_ms=0)
                 record = inspection.to_result()
                 outbox.add(str(record.inspection_id), record.model_dump_json())
                 marks.append(time.perf_counter())

@@ -48,12 +48,12 @@ def run_suite(model: Path, scenarios: list[str], depths: list[str], threads: lis
     runs, extra = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         files: dict[tuple[str, int], Path] = {}
+        calib = [decode_image(b, "calibration") for b in encoded] if "int8" in variant_names else []
         for size in sizes:
             base = model if size == meta.input_size[0] == meta.input_size[1] else variants.at_size(
                 model, (size, size), Path(tmp) / f"fp32-{size}.onnx")
             files[("fp32", size)] = base
             if "int8" in variant_names:
-                calib = [decode_image(b, "calibration") for b in encoded]
                 t = time.perf_counter()
                 files[("int8", size)] = variants.int8(base, calib, Path(tmp) / f"int8-{size}.onnx")
                 extra.setdefault("int8_quantize_s", {})[size] = time.perf_counter() - t

@@ -8,28 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from inspection.anomaly_head import HeadParams
-from inspection.graph import inspection_graph
+from inspection.graph import head_from_model, inspection_graph
 from inspection.metadata import read_metadata, write_metadata
 from inspection.model import resize_for_model
 from inspection.shipped import backbone_path
 
 
-def head_of(model_path: str | Path) -> HeadParams:
-    """The trained head's parameters, read back from an inspection model file."""
-    graph = onnx.load(str(model_path))
-    inits = {i.name: numpy_helper.to_array(i) for i in graph.graph.initializer}
-    meta = read_metadata(model_path)
-    return HeadParams((float(inits["head/scale8"]), float(inits["head/scale16"])), inits.get("head/projection"),
-                      (-0.5 * inits["head/bank_t"].T).astype(np.float32), inits["head/bank_sq"],
-                      meta.head.blur_sigma, tuple(meta.input_size))
-
-
 def at_size(model_path: str | Path, size: tuple[int, int], out: Path) -> Path:
     """The same model at another input size (for speed sweeps; accuracy is only known at the trained size)."""
-    head = head_of(model_path)
+    head = head_from_model(model_path)
     meta = read_metadata(model_path)
     graph = inspection_graph(onnx.load(str(backbone_path())), HeadParams(
         head.layer_scales, head.projection, head.bank, head.bank_sq, head.blur_sigma, size))
