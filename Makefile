@@ -5,14 +5,16 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv services demo test lint bench export-backbone demo-models clean
+.PHONY: venv services demo test lint constraints bench export-backbone demo-models clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package to the versions the tests last passed with (reproducible installs);
+# `pip install .` without it still works with the ranges in pyproject.toml.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 services:
@@ -20,10 +22,16 @@ services:
 
 test: venv services
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+# Re-pin constraints.txt to what the venv has now (after changing dependencies in pyproject.toml).
+constraints: venv
+	$(PIP) freeze --exclude-editable | grep -v '^edge-inspection' > constraints.txt
 
 demo: venv
 	$(VENV)/bin/inspection demo
@@ -47,4 +55,5 @@ export-backbone: venv
 	$(PY) models/export_backbone.py
 
 clean:
-	rm -rf $(VENV) demo-data demo-results .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs bench-report eval-report demo-data demo-results out build dist .pytest_cache .ruff_cache \
+		.mypy_cache inspection-results.db inspection-images

@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 from inspection.bench import engine, report  # noqa: E402
 from inspection.bench.stats import Budget  # noqa: E402
 from inspection.bench.suite import run_suite  # noqa: E402
-from inspection.graph import head_from_model  # noqa: E402
 from inspection.imaging import decode_image  # noqa: E402
-from inspection.model import InspectionModel  # noqa: E402
-from inspection.shipped import demo_model_path  # noqa: E402
+from inspection.model.graph import head_from_model  # noqa: E402
+from inspection.model.runtime import InspectionModel  # noqa: E402
+from inspection.model.shipped import demo_model_path  # noqa: E402
 
 
 def torch_side_by_side(model_path: Path, encoded: list[bytes], threads: int, runs: int = 300, repeats: int = 3):

@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from inspection.evaluation import evaluate
+from inspection.evaluation.evaluate import evaluate
+from inspection.evaluation.synthetic import PART_TYPES, DatasetSpec, write_dataset
 from inspection.imaging import load_image
-from inspection.model import InspectionModel
-from inspection.shipped import demo_model_path
-from inspection.synthetic import PART_TYPES, DatasetSpec, write_dataset
-from inspection.training import TrainConfig, train
+from inspection.model.runtime import InspectionModel
+from inspection.model.shipped import demo_model_path
+from inspection.model.training import TrainConfig, train
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"

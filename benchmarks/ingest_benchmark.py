@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from line_support import ServiceProcess  # noqa: E402
 from service_support import STATION  # noqa: E402
 
-from inspection.result import InspectionResult, ModelInfo, StageTimings, StationContext  # noqa: E402
+from inspection.schema import InspectionResult, ModelInfo, StageTimings, StationContext  # noqa: E402
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -28,8 +28,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from line_support import ServiceProcess, write_config  # noqa: E402
 
-from inspection.runner import LineRunner  # noqa: E402
-from inspection.station_config import load_config  # noqa: E402
+from inspection.line.config import load_config  # noqa: E402
+from inspection.line.runner import LineRunner  # noqa: E402
 
 
 def one_run(rate: float, seconds: float, deliver: bool, workdir: Path) -> dict:

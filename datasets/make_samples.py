@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from inspection.synthetic import PART_TYPES, DatasetSpec, write_dataset
+from inspection.evaluation.synthetic import PART_TYPES, DatasetSpec, write_dataset
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 SPEC = DatasetSpec(train_good=80, test_good=12, test_per_defect=4, size=256, seed=7)

@@ -35,7 +35,7 @@ from edge_service.observability import (
     STORED,
     STREAM_CLIENTS,
 )
-from inspection.result import InspectionResult, StationContext
+from inspection.schema import InspectionResult, StationContext
 
 log = logging.getLogger("edge_service")
 PAGES = Path(__file__).resolve().parent / "pages"

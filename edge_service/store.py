@@ -11,7 +11,7 @@ from sqlalchemy import Engine, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from edge_service.database import as_utc_naive, images, results, reviews, stations, utcnow
-from inspection.result import InspectionResult, StationContext
+from inspection.schema import InspectionResult, StationContext
 
 REVIEW_DECISIONS = ("confirmed_defect", "false_alarm", "unsure")
 REVIEW_STATES = ("unreviewed", *REVIEW_DECISIONS)

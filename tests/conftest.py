@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from inspection.training import TrainConfig, train
+from inspection.model.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "datasets" / "samples"
@@ -52,7 +52,7 @@ def service(db_url, tmp_path):
 
     from edge_service import auth, store
     from edge_service.app import ServiceSettings, create_app
-    from inspection.result import StationContext
+    from inspection.schema import StationContext
 
     app = create_app(ServiceSettings(database_url=db_url, image_dir=tmp_path / "images", stale_seconds=3))
     with TestClient(app) as client:

@@ -13,6 +13,8 @@ import httpx
 import paho.mqtt.client as mqtt
 from service_support import STATION, free_port
 
+from inspection.model.shipped import default_model_path
+
 CLI = [sys.executable, "-m", "inspection.cli"]
 
 
@@ -74,6 +76,7 @@ def write_config(path: Path, source: str, service_url: str | None = None, mqtt_h
                  extra: str = "") -> Path:
     station = dict(zip(("site", "area", "line", "cell", "station"), STATION.split("/"), strict=True))
     lines = [f'outbox = "{path.parent / "outbox.db"}"', "", "[station]", *[f'{k} = "{v}"' for k, v in station.items()],
+             "", "[model]", f'path = "{default_model_path()}"',
              "", "[source]", source, "", "[images]", f'dir = "{path.parent / "images"}"', "",
              "[status]", "port = 0", ""]
     if service_url:

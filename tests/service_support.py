@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from inspection.result import InspectionResult, ModelInfo, StageTimings, StationContext
+from inspection.schema import InspectionResult, ModelInfo, StageTimings, StationContext
 
 PG_URL = os.environ.get("INSPECTION_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 STATION = "plant1/area1/line1/cell1/st1"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inspection.calibration import calibrate, figures_at, frr_threshold
+from inspection.model.calibration import calibrate, figures_at, frr_threshold
 
 
 def test_frr_threshold_rejects_at_most_the_target():

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from inspection.cli import app
 from inspection.imaging import load_image
-from inspection.result import InspectionResult
+from inspection.schema import InspectionResult
 
 runner = CliRunner()
 

@@ -39,7 +39,7 @@ def test_wheel_in_fresh_venv_has_no_torch_and_works(tmp_path, samples):
 
     work = tmp_path / "work"
     work.mkdir()
-    where = _run([str(py), "-c", "import inspection.shipped as s; print(s.models_dir())"], work, env=clean_env)
+    where = _run([str(py), "-c", "import inspection.model.shipped as s; print(s.models_dir())"], work, env=clean_env)
     assert where.returncode == 0, where.stderr
     assert "site-packages" in where.stdout and "shipped_models" in where.stdout
 

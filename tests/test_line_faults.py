@@ -15,8 +15,8 @@ import pytest
 from line_support import CLI, Subscriber, write_config
 from service_support import STATION, need_service
 
-from inspection.runner import LineRunner
-from inspection.station_config import load_config
+from inspection.line.config import load_config
+from inspection.line.runner import LineRunner
 
 MOSQUITTO = ["mosquitto", "-d", "-c", "/etc/mosquitto/mosquitto.conf"]
 

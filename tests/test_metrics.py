@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score, roc_curve
 
-from inspection.metrics import aupro, auroc, confusion
+from inspection.evaluation.metrics import aupro, auroc, confusion
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -10,10 +10,10 @@ from onnx import TensorProto, helper
 
 from inspection.errors import ModelError
 from inspection.imaging import list_images, load_image
-from inspection.metadata import REQUIRED_KEYS
-from inspection.model import InspectionModel
-from inspection.result import InspectionResult
-from inspection.shipped import demo_model_path
+from inspection.model.metadata import REQUIRED_KEYS
+from inspection.model.runtime import InspectionModel
+from inspection.model.shipped import demo_model_path
+from inspection.schema import InspectionResult
 
 
 def test_inspect_defect_gives_fail_with_region_at_the_defect(samples, small_model):

@@ -8,11 +8,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from inspection.anomaly_head import HeadParams, principal_axes, reference_outputs
-from inspection.graph import head_from_model, inspection_graph
 from inspection.imaging import list_images, load_image
-from inspection.model import InspectionModel, resize_for_model
-from inspection.shipped import backbone_path
+from inspection.model.anomaly_head import HeadParams, principal_axes, reference_outputs
+from inspection.model.graph import head_from_model, inspection_graph
+from inspection.model.runtime import InspectionModel, resize_for_model
+from inspection.model.shipped import backbone_path
 
 
 def _images(samples, n=6, size=(256, 256)):

@@ -13,10 +13,10 @@ from line_support import write_config
 from typer.testing import CliRunner
 
 from inspection.cli import app
-from inspection.frames import OpenCVSource, SimulatedLine, SourceError
-from inspection.outbox import REJECTED, Outbox
-from inspection.runner import LineRunner
-from inspection.station_config import ConfigError, load_config
+from inspection.line.config import ConfigError, load_config, parse_config
+from inspection.line.outbox import REJECTED, Outbox
+from inspection.line.runner import LineRunner
+from inspection.sources.frames import OpenCVSource, SimulatedLine, SourceError
 
 
 def test_config_errors_name_the_key(tmp_path):
@@ -28,6 +28,7 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(cfg)
     assert "source.rate: Input should be greater than 0" in str(err.value)
     assert "source.speed: unknown key" in str(err.value)
+
     cfg.write_text('[station]\nsite = "a/b"\n')
     with pytest.raises(ConfigError) as err:
         load_config(cfg)
@@ -38,6 +39,14 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(cfg)
     res = CliRunner().invoke(app, ["run", "--config", str(tmp_path / "missing.toml")])
     assert res.exit_code == 2 and "no such config file" in res.output
+
+
+def test_only_the_simulated_flange_line_may_leave_out_the_model(tmp_path):
+    station = {"site": "s", "area": "a", "line": "l", "cell": "c", "station": "st"}
+    assert parse_config({"station": station}, "t").model.path is None  # simulated flange: the default model
+    for source in ({"kind": "folder", "path": str(tmp_path)}, {"kind": "simulated", "part_type": "knurled_plate"}):
+        with pytest.raises(ConfigError, match=r"t: model\.path: .* needs a model file"):
+            parse_config({"station": station, "source": source}, "t")
 
 
 def test_secrets_are_never_printed(tmp_path, caplog):
@@ -219,7 +228,7 @@ def test_outbox_survives_reopen_and_sets_poison_aside(tmp_path):
 def test_local_image_retention_by_age_and_bytes(tmp_path):
     import os
 
-    from inspection.runner import LocalImages
+    from inspection.line.runner import LocalImages
 
     store = LocalImages(tmp_path / "img", max_age_days=1, max_bytes=10_000)
     img = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)

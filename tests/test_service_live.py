@@ -13,7 +13,7 @@ from service_support import OTHER, STATION, RunningServer, in_ci, make_result
 
 from edge_service import auth, store
 from edge_service.app import ServiceSettings, create_app
-from inspection.result import StationContext
+from inspection.schema import StationContext
 
 CHROMIUM = "/usr/bin/chromium"
 

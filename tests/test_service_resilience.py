@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from edge_service import auth, store
 from edge_service.app import ServiceSettings, create_app
 from inspection.cli import app as cli
-from inspection.result import StationContext
+from inspection.schema import StationContext
 
 
 def test_restart_keeps_data(db_url, tmp_path):

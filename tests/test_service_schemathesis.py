@@ -15,15 +15,14 @@ from service_support import STATION, make_result
 from edge_service import auth, store
 from edge_service.app import ServiceSettings, create_app
 from edge_service.database import upgrade
-from inspection.result import StationContext
+from inspection.schema import InspectionResult, StationContext
 
 _TMP = Path(tempfile.mkdtemp(prefix="schemathesis-"))
 APP = create_app(ServiceSettings(database_url=f"sqlite:///{_TMP / 'r.db'}", image_dir=_TMP / "img"))
 upgrade(APP.state.engine)
 TOKEN = auth.create_token(APP.state.engine, "fuzzer", "admin").token
 store.add_station(APP.state.engine, StationContext.from_path(STATION))
-store.ingest(APP.state.engine, [__import__("inspection.result", fromlist=["InspectionResult"]).InspectionResult
-                                .model_validate(make_result()) for _ in range(3)])
+store.ingest(APP.state.engine, [InspectionResult.model_validate(make_result()) for _ in range(3)])
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 

@@ -9,9 +9,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from inspection.metadata import read_metadata
-from inspection.shipped import backbone_path, demo_model_path
-from inspection.synthetic import PART_TYPES
+from inspection.evaluation.synthetic import PART_TYPES
+from inspection.model.metadata import read_metadata
+from inspection.model.shipped import backbone_path, demo_model_path
 
 
 def test_backbone_outputs_stride_8_and_16_features():

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from inspection.evaluation.synthetic import DEFECT_KINDS, PART_TYPES, make_part, rng_for
 from inspection.imaging import load_image
-from inspection.synthetic import DEFECT_KINDS, PART_TYPES, make_part, rng_for
 
 
 @pytest.mark.parametrize("part", PART_TYPES)

@@ -10,8 +10,8 @@ import onnx
 from typer.testing import CliRunner
 
 from inspection.cli import app
-from inspection.metadata import REQUIRED_KEYS, read_metadata
-from inspection.model import InspectionModel
+from inspection.model.metadata import REQUIRED_KEYS, read_metadata
+from inspection.model.runtime import InspectionModel
 
 runner = CliRunner()
 

@@ -28,8 +28,8 @@ import onnxruntime as ort
 
 from inspection.bench.stats import summarize
 from inspection.imaging import decode_image
-from inspection.model import InspectionModel, resize_for_model
-from inspection.outbox import Outbox
+from inspection.line.outbox import Outbox
+from inspection.model.runtime import InspectionModel, resize_for_model
 
 SCENARIOS = ("single-stream", "multi-stream", "offline")
 DEPTHS = ("model", "e2e")
@@ -88,6 +88,75 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class _Workload:
+    """One query of a run: at depth ``model`` the ONNX call on ready frames; at ``e2e`` every frame through
+    decode, preprocess, inference, postprocess and the outbox commit, each stage timed."""
+
+    def __init__(self, model: InspectionModel, spec: RunSpec, encoded: list[bytes], outbox: Outbox | None):
+        self.model, self.spec, self.encoded, self.outbox = model, spec, encoded, outbox
+        self.per_call = {"single-stream": 1, "multi-stream": spec.streams, "offline": spec.batch}[spec.scenario]
+        images = [decode_image(b, f"sample {i}") for i, b in enumerate(encoded)]
+        self.ready = [resize_for_model(im, model.input_size) for im in images]
+        self.stage_times: dict[str, list[float]] = {s: [] for s in STAGES}
+
+    def frames(self, i: int, k: int) -> np.ndarray:
+        return np.stack([self.ready[(i + j) % len(self.ready)] for j in range(k)])
+
+    def __call__(self, i: int) -> None:
+        if self.outbox is None:
+            self.model.run(self.frames(i, self.per_call))
+            return
+        for j in range(self.per_call):
+            marks = [time.perf_counter()]
+            image = decode_image(self.encoded[(i + j) % len(self.encoded)], "sample")
+            marks.append(time.perf_counter())
+            batch = resize_for_model(image, self.model.input_size)[None]
+            marks.append(time.perf_counter())
+            maps, scores = self.model.run(batch)
+            marks.append(time.perf_counter())
+            record = self.model.postprocess(image.shape[:2], maps[0], float(scores[0])).to_result()
+            marks.append(time.perf_counter())
+            self.outbox.add(str(record.inspection_id), record.model_dump_json())
+            marks.append(time.perf_counter())
+            for s, (a, b) in zip(STAGES, itertools.pairwise(marks), strict=True):
+                self.stage_times[s].append(b - a)
+
+
+@dataclass
+class _Measured:
+    latencies: list[float]
+    errors: int
+    duration: float
+    cpu: float
+
+
+def _measure(work: _Workload, progress: Callable[[float], None] | None) -> _Measured:
+    """Warm up, then run queries until both the minimum duration and count are met (or 10x the duration)."""
+    spec = work.spec
+    for i in range(spec.warmup):
+        work(i)
+    for s in STAGES:
+        work.stage_times[s].clear()
+    latencies: list[float] = []
+    errors, i = 0, 0
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    limit = wall0 + 10 * spec.min_duration_s
+    while True:
+        elapsed = time.perf_counter() - wall0
+        if (elapsed >= spec.min_duration_s and len(latencies) >= spec.min_count) or time.perf_counter() > limit:
+            break
+        began = time.perf_counter()
+        try:
+            work(i)
+            latencies.append(time.perf_counter() - began)
+        except Exception:  # counted, the run goes on
+            errors += 1
+        i += work.per_call
+        if progress and i % (work.per_call * 10) == 0:
+            progress(min(1.0, elapsed / spec.min_duration_s))
+    return _Measured(latencies, errors, time.perf_counter() - wall0, time.process_time() - cpu0)
+
+
 def run(model_path: Path, spec: RunSpec, encoded: list[bytes], progress: Callable[[float], None] | None = None
         ) -> dict:
     """One measured run; returns its statistics, timing of set-up, CPU and memory."""
@@ -97,83 +166,32 @@ def run(model_path: Path, spec: RunSpec, encoded: list[bytes], progress: Callabl
     used = model.session.get_providers()[0]
     if used != spec.provider:
         raise BenchError(f"onnxruntime fell back to {used} instead of {spec.provider}; not measuring that")
-    size = tuple(model.input_size)
-    images = [decode_image(b, f"sample {i}") for i, b in enumerate(encoded)]
-    ready = [resize_for_model(im, size) for im in images]
-    n = len(ready)
-
-    def frames(i: int, k: int) -> np.ndarray:
-        return np.stack([ready[(i + j) % n] for j in range(k)])
-
-    per_call = {"single-stream": 1, "multi-stream": spec.streams, "offline": spec.batch}[spec.scenario]
-    t = time.perf_counter()
-    model.run(frames(0, per_call))
-    first_s = time.perf_counter() - t
-    stage_times: dict[str, list[float]] = {s: [] for s in STAGES}
-    errors = 0
     with tempfile.TemporaryDirectory() as tmp:
         outbox = Outbox(Path(tmp) / "bench-outbox.db", enabled=("http",)) if spec.depth == "e2e" else None
-
-        def one(i: int) -> None:
-            if spec.depth == "model":
-                model.run(frames(i, per_call))
-                return
-            for j in range(per_call):  # e2e: each frame through every stage
-                marks = [time.perf_counter()]
-                image = decode_image(encoded[(i + j) % n], "sample")
-                marks.append(time.perf_counter())
-                batch = resize_for_model(image, size)[None]
-                marks.append(time.perf_counter())
-                maps, scores = model.run(batch)
-                marks.append(time.perf_counter())
-                inspection = model.postprocess(image.shape[:2], maps[0], float(scores[0]))
-                marks.append(time.perf_counter())
-                record = inspection.to_result()
-                outbox.add(str(record.inspection_id), record.model_dump_json())
-                marks.append(time.perf_counter())
-                for s, (a, b) in zip(STAGES, itertools.pairwise(marks), strict=True):
-                    stage_times[s].append(b - a)
-
-        for i in range(spec.warmup):
-            one(i)
-        for s in STAGES:
-            stage_times[s].clear()
-        latencies: list[float] = []
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        i = 0
-        limit = wall0 + 10 * spec.min_duration_s
-        while True:
-            elapsed = time.perf_counter() - wall0
-            if (elapsed >= spec.min_duration_s and len(latencies) >= spec.min_count) or time.perf_counter() > limit:
-                break
-            s = time.perf_counter()
-            try:
-                one(i)
-                latencies.append(time.perf_counter() - s)
-            except Exception:  # counted, the run goes on
-                errors += 1
-            i += per_call
-            if progress and i % (per_call * 10) == 0:
-                progress(min(1.0, elapsed / spec.min_duration_s))
-        duration = time.perf_counter() - wall0
-        cpu = time.process_time() - cpu0
-        if outbox:
-            outbox.close()
-    stats = summarize(latencies, duration)
-    frames_done = len(latencies) * per_call
-    stats["frames_per_s"] = frames_done / duration if duration else 0.0
-    hist_edges = np.linspace(min(latencies), max(latencies), 41) if latencies else np.zeros(2)
-    hist, _ = np.histogram(latencies, bins=hist_edges)
+        work = _Workload(model, spec, encoded, outbox)
+        t = time.perf_counter()
+        model.run(work.frames(0, work.per_call))
+        first_s = time.perf_counter() - t
+        try:
+            m = _measure(work, progress)
+        finally:
+            if outbox:
+                outbox.close()
+    stats = summarize(m.latencies, m.duration)
+    stats["frames_per_s"] = len(m.latencies) * work.per_call / m.duration if m.duration else 0.0
+    hist_edges = np.linspace(min(m.latencies), max(m.latencies), 41) if m.latencies else np.zeros(2)
+    hist, _ = np.histogram(m.latencies, bins=hist_edges)
+    h, w = model.input_size
     return {
         "spec": asdict(spec), "label": spec.label, "stats": stats,
-        "stages": {s: summarize(v, duration) for s, v in stage_times.items() if v},
+        "stages": {s: summarize(v, m.duration) for s, v in work.stage_times.items() if v},
         "session_create_ms": session_s * 1e3, "first_inference_ms": first_s * 1e3,
-        "cpu_percent": 100 * cpu / duration if duration else 0.0, "peak_rss_mb": peak_rss_mb(),
-        "dropped_frames": 0, "errors": errors,
-        "valid": duration >= spec.min_duration_s and len(latencies) >= spec.min_count,
+        "cpu_percent": 100 * m.cpu / m.duration if m.duration else 0.0, "peak_rss_mb": peak_rss_mb(),
+        "errors": m.errors,
+        "valid": m.duration >= spec.min_duration_s and len(m.latencies) >= spec.min_count,
         "histogram": {"edges_ms": (hist_edges * 1e3).tolist(), "counts": hist.tolist()},
-        "input_shape": [per_call, size[0], size[1], 3],
-        "latencies_s": latencies,  # for budget checks; not written to reports
+        "input_shape": [work.per_call, h, w, 3],
+        "latencies_s": m.latencies,  # for budget checks; not written to reports
     }
 
 
@@ -186,7 +204,7 @@ def sample_images(folder: Path | None, count: int = 16, part: str = "flange") ->
         if not paths:
             raise BenchError(f"{folder}: no images for the benchmark")
         return [p.read_bytes() for p in paths[:count]]
-    from inspection.synthetic import DEFECT_KINDS, make_part, rng_for
+    from inspection.evaluation.synthetic import DEFECT_KINDS, make_part, rng_for
 
     out = []
     for i in range(count):

@@ -15,7 +15,8 @@ ISA_FLAGS = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512F", "avx512_vnni":
 
 
 def cpu_info() -> dict:
-    model, flags = platform.processor() or "unknown", set()
+    model = platform.processor() or "unknown"
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")

@@ -85,8 +85,8 @@ def to_html(report: dict) -> str:
              _bars_svg([(r["label"], r["stats"].get("frames_per_s", 0)) for r in runs], "frames/s")]
     for r in runs:
         parts.append(f"<h3>{esc(r['label'])}</h3><p>session creation {r['session_create_ms']:.1f} ms, first "
-                     f"inference {r['first_inference_ms']:.1f} ms, errors {r['errors']}, dropped "
-                     f"{r['dropped_frames']}, {'valid' if r['valid'] else 'NOT valid (too short)'}</p>")
+                     f"inference {r['first_inference_ms']:.1f} ms, errors {r['errors']}, "
+                     f"{'valid' if r['valid'] else 'NOT valid (too short)'}</p>")
         parts.append(_histogram_svg(r["histogram"]))
         if r["stages"]:
             parts.append("<p>Per stage (mean):</p>" + _bars_svg(

@@ -15,8 +15,8 @@ from inspection.bench.provenance import provenance
 from inspection.bench.stats import Budget
 from inspection.errors import InspectionError
 from inspection.imaging import decode_image
-from inspection.metadata import read_metadata
-from inspection.model import InspectionModel
+from inspection.model.metadata import read_metadata
+from inspection.model.runtime import InspectionModel
 
 
 def agreement(fp32: Path, int8: Path, encoded: list[bytes]) -> dict:
@@ -45,7 +45,8 @@ def run_suite(model: Path, scenarios: list[str], depths: list[str], threads: lis
     bad_sizes = [s for s in sizes if s % 16 or s < 32]
     if bad_sizes:
         raise engine.BenchError(f"input size(s) {bad_sizes}: must be multiples of 16, at least 32")
-    runs, extra = [], {}
+    runs: list[dict] = []
+    extra: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         files: dict[tuple[str, int], Path] = {}
         calib = [decode_image(b, "calibration") for b in encoded] if "int8" in variant_names else []

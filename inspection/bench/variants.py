@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from inspection.anomaly_head import HeadParams
-from inspection.graph import head_from_model, inspection_graph
-from inspection.metadata import read_metadata, write_metadata
-from inspection.model import resize_for_model
-from inspection.shipped import backbone_path
+from inspection.model.anomaly_head import HeadParams
+from inspection.model.graph import head_from_model, inspection_graph
+from inspection.model.metadata import read_metadata, write_metadata
+from inspection.model.runtime import resize_for_model
+from inspection.model.shipped import backbone_path
 
 
 def at_size(model_path: str | Path, size: tuple[int, int], out: Path) -> Path:
@@ -54,7 +54,7 @@ def int8(model_path: str | Path, calibration_images: list[np.ndarray], out: Path
 
 def rank_correlation(a, b) -> float:
     """Spearman's rank correlation (ties get their mean rank)."""
-    from inspection.metrics import ranks
+    from inspection.evaluation.metrics import ranks
 
     ra, rb = ranks(np.asarray(a, np.float64)), ranks(np.asarray(b, np.float64))
     if ra.std() == 0 or rb.std() == 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the inspection package
 
 BACKBONE_FILE = "efficientnet_lite0_features.onnx"
 
@@ -23,5 +23,15 @@ def backbone_path() -> Path:
     return models_dir() / BACKBONE_FILE
 
 
-def demo_model_path(part_type: str = "knurled_plate") -> Path:
+DEFAULT_PART = "flange"
+
+
+def demo_model_path(part_type: str) -> Path:
+    """The shipped demo model of a synthetic part type (``flange`` or ``knurled_plate``)."""
     return models_dir() / f"demo_{part_type}.onnx"
+
+
+def default_model_path() -> Path:
+    """The one default of every command that takes a model (inspect, eval, bench, run, demo): the shipped
+    demo model of the synthetic flange."""
+    return demo_model_path(DEFAULT_PART)

@@ -1,17 +1,16 @@
-"""The inspection result: what the model says about one part, and the schema-versioned record of it that
-is published (MQTT), stored (results service) and written by `inspection inspect`."""
+"""The schema-versioned result record: what is published (MQTT), stored (results service) and written by
+`inspection inspect` for one part. Pydantic only (no numpy, OpenCV or onnxruntime), so the results service
+imports this module and nothing else of `inspection`."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION: Literal["1.0"] = "1.0"
 Verdict = Literal["PASS", "FAIL"]
 
 
@@ -68,6 +67,16 @@ class StationContext(BaseModel):
         return "/".join((self.site, self.area, self.line, self.cell, self.station))
 
 
+def under_prefix(station_path: str, prefix: str | None) -> bool:
+    """Whether ``station_path`` is ``prefix`` or lies under it, by whole segments ("a/b" is under "a", not
+    under "a/b2"); no prefix matches every station. The one matcher used for token scopes, the live feed and
+    queries."""
+    if not prefix:
+        return True
+    p = prefix.strip("/")
+    return not p or station_path == p or station_path.startswith(p + "/")
+
+
 class InspectionResult(BaseModel):
     """The published record of one inspection (no pixels: images travel separately, keyed by id)."""
 
@@ -86,23 +95,3 @@ class InspectionResult(BaseModel):
     image_height: int
     regions: list[Region]
     timings: StageTimings
-
-
-@dataclass
-class Inspection:
-    """What :meth:`InspectionModel.inspect` returns: the verdict with the anomaly map for this image."""
-
-    verdict: Verdict
-    score: float
-    threshold: float
-    anomaly_map: np.ndarray = field(repr=False)  # float32, the image's own height x width
-    regions: list[Region]
-    timings: StageTimings
-    model: ModelInfo
-
-    def to_result(self, **context) -> InspectionResult:
-        """The schema-versioned record; ``context`` sets station, part_id, source, captured_at, timings, ..."""
-        h, w = self.anomaly_map.shape
-        fields = {"model": self.model, "verdict": self.verdict, "score": self.score, "threshold": self.threshold,
-                  "image_width": w, "image_height": h, "regions": self.regions, "timings": self.timings}
-        return InspectionResult(**(fields | context))

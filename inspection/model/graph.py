@@ -4,7 +4,7 @@ Two graphs are built from the same front end, so training features and inspectio
 - the *feature graph* (training): ``image`` -> ``pooled8``, ``pooled16`` (steps 1-2 of the head);
 - the *inspection graph* (the model file): ``image`` -> ``anomaly_map`` (N, 1, H, W) and ``score`` (N).
 
-``image`` is uint8 RGB, NHWC, at the model's fixed input size. See :mod:`inspection.anomaly_head` for the
+``image`` is uint8 RGB, NHWC, at the model's fixed input size. See :mod:`inspection.model.anomaly_head` for the
 algorithm in numpy; tests check the two agree.
 """
 
@@ -14,8 +14,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from inspection.anomaly_head import HeadParams
-from inspection.metadata import read_metadata
+from inspection.model.anomaly_head import HeadParams
+from inspection.model.metadata import read_metadata
 
 OPSET = 17
 BACKBONE_INPUT = "input"

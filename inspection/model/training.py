@@ -19,15 +19,15 @@ import onnxruntime as ort
 from tqdm import tqdm
 
 from inspection import __version__
-from inspection.anomaly_head import HeadParams, layer_scales, patch_features, principal_axes
-from inspection.calibration import Calibration, Policy, calibrate, save_report, score_stats
-from inspection.coreset import greedy_coreset
 from inspection.errors import DatasetError, ImageError
-from inspection.graph import check_input_size, feature_graph, inspection_graph
 from inspection.imaging import list_images, load_image
-from inspection.metadata import Head, ModelMetadata, TrainingSet, write_metadata
-from inspection.model import InspectionModel, resize_for_model, session_options
-from inspection.shipped import backbone_path
+from inspection.model.anomaly_head import HeadParams, layer_scales, patch_features, principal_axes
+from inspection.model.calibration import Calibration, Policy, calibrate, save_report, score_stats
+from inspection.model.coreset import greedy_coreset
+from inspection.model.graph import check_input_size, feature_graph, inspection_graph
+from inspection.model.metadata import Head, ModelMetadata, TrainingSet, write_metadata
+from inspection.model.runtime import InspectionModel, resize_for_model, session_options
+from inspection.model.shipped import backbone_path
 
 MIN_TRAIN_IMAGES = 8
 SELECTION_DIM = 32  # random projection used only to choose the coreset (fast, ranks distances well)

@@ -26,10 +26,17 @@ from pathlib import Path
 import numpy as np
 from prometheus_client import generate_latest
 
-from inspection import edge_metrics as m
 from inspection.errors import ImageError
-from inspection.forwarders import Backoff, HttpForwarder, MqttForwarder
-from inspection.frames import (
+from inspection.imaging import as_rgb8, decode_image, save_image
+from inspection.line import metrics as m
+from inspection.line.config import StationConfig
+from inspection.line.forwarders import Backoff, HttpForwarder, MqttForwarder
+from inspection.line.outbox import Outbox
+from inspection.model.runtime import InspectionModel
+from inspection.model.shipped import default_model_path
+from inspection.results.overlay import render_overlay
+from inspection.schema import StageTimings, StationContext
+from inspection.sources.frames import (
     FolderSource,
     Frame,
     FrameSource,
@@ -39,15 +46,8 @@ from inspection.frames import (
     SourceFinished,
     WatchFolderSource,
 )
-from inspection.imaging import as_rgb8, decode_image, save_image
-from inspection.model import InspectionModel
-from inspection.outbox import Outbox
-from inspection.overlay import render_overlay
-from inspection.result import StageTimings, StationContext
-from inspection.shipped import demo_model_path
-from inspection.station_config import StationConfig
 
-log = logging.getLogger("inspection.runner")
+log = logging.getLogger("inspection.line.runner")
 SOURCE_STATES = ("connecting", "running", "stalled", "error", "finished")
 _END = object()
 
@@ -121,8 +121,7 @@ class LineRunner:
     def __init__(self, cfg: StationConfig, flush_timeout: float = 10.0):
         self.cfg = cfg
         self.station = StationContext(**cfg.station.model_dump())  # the plain context, without config strictness
-        default_model = demo_model_path(cfg.source.part_type if cfg.source.kind == "simulated" else "flange")
-        self.model = InspectionModel.load(cfg.model.path or default_model, threads=cfg.model.threads)
+        self.model = InspectionModel.load(cfg.model.path or default_model_path(), threads=cfg.model.threads)
         self.source = make_source(cfg)
         self.flush_timeout = flush_timeout
         self.enabled = tuple(d for d, on in (("http", cfg.service.url), ("mqtt", cfg.mqtt.host)) if on)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from inspection.result import Inspection
+from inspection.results.inspection import Inspection
 
 
 def heat_colours(anomaly_map: np.ndarray, low: float, threshold: float) -> tuple[np.ndarray, np.ndarray]:

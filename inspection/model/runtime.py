@@ -14,9 +14,10 @@ import onnxruntime as ort
 
 from inspection.errors import ModelError
 from inspection.imaging import as_rgb8, load_image
-from inspection.metadata import ModelMetadata, from_props
-from inspection.regions import find_regions
-from inspection.result import Inspection, ModelInfo, StageTimings
+from inspection.model.metadata import ModelMetadata, from_props
+from inspection.results.inspection import Inspection
+from inspection.results.regions import find_regions
+from inspection.schema import ModelInfo, StageTimings
 
 
 def session_options(threads: int | None) -> ort.SessionOptions:
@@ -70,7 +71,7 @@ class InspectionModel:
 
     @property
     def input_size(self) -> tuple[int, int]:
-        return tuple(self.meta.input_size)
+        return self.meta.input_size
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw graph call: uint8 (N, H, W, 3) at the input size -> (maps (N, H, W), scores (N,))."""

@@ -14,7 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from inspection.errors import InspectionError
-from inspection.result import StationContext
+from inspection.model.shipped import DEFAULT_PART
+from inspection.schema import StationContext
 
 
 class ConfigError(InspectionError):
@@ -32,7 +33,8 @@ class StationSection(StationContext):
 
 
 class ModelSection(_Strict):
-    path: Path | None = Field(default=None, description="ONNX model; default the shipped demo model")
+    path: Path | None = Field(default=None, description="ONNX model; may be left out only for the simulated "
+                                                         "flange line (the shipped default model)")
     threads: int = Field(default=1, ge=1, le=64)
 
 
@@ -108,6 +110,15 @@ class StationConfig(_Strict):
     mqtt: MqttSection = MqttSection()
     status: StatusSection = StatusSection()
 
+    @model_validator(mode="after")
+    def _model_needed(self):
+        s = self.source
+        if self.model.path is None and not (s.kind == "simulated" and s.part_type == DEFAULT_PART):
+            what = f"the simulated {s.part_type} line" if s.kind == "simulated" else f"source kind {s.kind!r}"
+            raise ValueError(f"model.path: {what} needs a model file; the default model (the shipped demo model "
+                             f"of the simulated {DEFAULT_PART}) is only for the simulated {DEFAULT_PART} line")
+        return self
+
 
 def parse_config(data: dict, source: str) -> StationConfig:
     try:
@@ -117,7 +128,9 @@ def parse_config(data: dict, source: str) -> StationConfig:
         for e in exc.errors():
             key = ".".join(str(p) for p in e["loc"]) or "(top level)"
             msg = e["msg"].replace("Value error, ", "")
-            problems.append(f"{key}: {msg}" if e["type"] != "extra_forbidden" else f"{key}: unknown key")
+            if e["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append(msg if not e["loc"] and ": " in msg else f"{key}: {msg}")  # a rule that names its key
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
-from inspection.metadata import ScoreStats
+from inspection.model.metadata import ScoreStats
 
 Policy = Literal["frr", "f1"]
 

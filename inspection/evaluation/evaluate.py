@@ -19,9 +19,9 @@ from pydantic import BaseModel
 from tqdm import tqdm
 
 from inspection.errors import DatasetError, ImageError
+from inspection.evaluation.metrics import Confusion, aupro, auroc, confusion
 from inspection.imaging import list_images, load_image
-from inspection.metrics import Confusion, aupro, auroc, confusion
-from inspection.model import InspectionModel, resize_for_model
+from inspection.model.runtime import InspectionModel, resize_for_model
 
 
 class KindMetrics(BaseModel):

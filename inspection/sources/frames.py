@@ -22,8 +22,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from inspection.evaluation.synthetic import DEFECT_KINDS, make_part, rng_for
 from inspection.imaging import IMAGE_SUFFIXES, list_images
-from inspection.synthetic import DEFECT_KINDS, make_part, rng_for
 
 
 class SourceError(Exception):

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import paho.mqtt.client as mqtt
 
-from inspection.edge_metrics import DELIVERED, DELIVERY_ERRORS, REJECTED
-from inspection.outbox import REJECTED as STATE_REJECTED
-from inspection.outbox import Outbox
-from inspection.result import StationContext
+from inspection.line.metrics import DELIVERED, DELIVERY_ERRORS, REJECTED
+from inspection.line.outbox import REJECTED as STATE_REJECTED
+from inspection.line.outbox import Outbox
+from inspection.schema import StationContext
 
 log = logging.getLogger("inspection.forward")
 

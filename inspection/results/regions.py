@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from inspection.result import Region
+from inspection.schema import Region
 
 
 def find_regions(anomaly_map: np.ndarray, threshold: float, scale: tuple[float, float] = (1.0, 1.0),

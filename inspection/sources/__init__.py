@@ -1,0 +1,1 @@
+"""Frame sources: where a station's images come from (cameras, streams, files, folders, the simulated line)."""
