@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import platform
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from typer.testing import CliRunner
 
+from inspection.bench.engine import sample_images
 from inspection.bench.provenance import provenance
 from inspection.bench.stats import Budget, BudgetError, summarize
+from inspection.bench.suite import agreement
 from inspection.bench.variants import rank_correlation
 from inspection.cli import app
-from inspection.model.shipped import demo_model_path
+from inspection.model.shipped import default_model_path, demo_model_path
 
 runner = CliRunner()
 
@@ -56,13 +63,21 @@ def test_budget_check():
     assert verdicts[1]["measured_ms"] == pytest.approx(90.1)
 
 
-def test_provenance_fields():
-    p = provenance(demo_model_path("flange"), "CPUExecutionProvider", 2, [1, 256, 256, 3])
-    for key in ("cpu_model", "logical_cores", "isa", "os", "python", "onnxruntime", "execution_provider",
-                "intra_op_threads", "model_sha256", "input_shape"):
-        assert key in p, key
-    assert set(p["isa"]) >= {"AVX2", "AVX-512F", "AVX-512 VNNI"} and len(p["model_sha256"]) == 64
+def test_provenance_tells_this_machine_and_this_model():
+    model = default_model_path()
+    p = provenance(model, "CPUExecutionProvider", 2, [1, 256, 256, 3])
+    flags = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.split(":")[0].strip() in ("flags", "Features"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    assert p["isa"]["AVX2"] == ("avx2" in flags) and p["isa"]["AVX-512 VNNI"] == ("avx512_vnni" in flags)
+    assert p["isa"]["AVX-512F"] == ("avx512f" in flags)
+    assert p["logical_cores"] == os.cpu_count() and p["python"] == platform.python_version()
+    assert p["onnxruntime"] == ort.__version__ and p["model_file"] == model.name
+    assert p["model_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     assert p["execution_provider"] == "CPUExecutionProvider" and p["intra_op_threads"] == 2
+    assert p["input_shape"] == [1, 256, 256, 3]
 
 
 def test_rank_correlation():
@@ -127,15 +142,26 @@ def test_bench_run_writes_valid_self_contained_reports_and_compare(tmp_path):
     assert res.exit_code == 0, res.output
     report = json.loads((out / "bench.json").read_text())
     assert report["verdict"] == "PASS" and len(report["runs"]) == 6
-    run = report["runs"][0]
-    for key in ("count", "duration_s", "mean_ms", "std_ms", "min_ms", "max_ms", "p50_ms", "p90_ms", "p95_ms",
-                "p99_ms", "p99_9_ms", "throughput_per_s"):
-        assert key in run["stats"], key
-    for key in ("session_create_ms", "first_inference_ms", "cpu_percent", "peak_rss_mb", "errors",
-                "valid", "provenance"):
-        assert key in run, key
-    e2e = next(r for r in report["runs"] if r["spec"]["depth"] == "e2e")
+    for run in report["runs"]:
+        s = run["stats"]
+        assert s["count"] >= 5 and s["duration_s"] >= 0.3 and run["valid"] and run["errors"] == 0, run["label"]
+        order = [s[k] for k in ("min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")]
+        assert order == sorted(order) and order[0] > 0, (run["label"], order)
+        assert s["min_ms"] <= s["mean_ms"] <= s["max_ms"] and s["std_ms"] >= 0
+        assert s["throughput_per_s"] == pytest.approx(s["count"] / s["duration_s"], rel=1e-6)
+        # every query took at least its measured minimum, so the queries fit inside the run
+        assert s["count"] * s["min_ms"] / 1e3 <= s["duration_s"]
+        assert run["session_create_ms"] > 0 and run["first_inference_ms"] > 0 and 0 < run["cpu_percent"] <= 100 * (
+            os.cpu_count() or 1) + 5
+        assert run["peak_rss_mb"] > 30 and sum(run["histogram"]["counts"]) == s["count"]
+        assert run["provenance"]["model_sha256"] == hashlib.sha256(default_model_path().read_bytes()).hexdigest()
+    scenarios = {r["spec"]["scenario"]: r["input_shape"][0] for r in report["runs"]}
+    assert scenarios == {"single-stream": 1, "multi-stream": 4, "offline": 8}
+    e2e = next(r for r in report["runs"] if r["spec"]["depth"] == "e2e" and r["spec"]["scenario"] == "single-stream")
     assert set(e2e["stages"]) == {"decode", "preprocess", "inference", "postprocess", "publish"}
+    # one e2e query is the five stages one after the other: their means add up to (at most) the query's mean
+    stage_sum = sum(v["mean_ms"] for v in e2e["stages"].values())
+    assert 0.5 * e2e["stats"]["mean_ms"] < stage_sum <= e2e["stats"]["mean_ms"] * 1.01
     page = (out / "bench.html").read_text()
     checker = _Checker()
     checker.feed(page)
@@ -161,3 +187,13 @@ def test_int8_variant_and_agreement(tmp_path):
     a = report["int8_agreement"]
     assert a["samples"] == 16 and -1 <= a["rank_correlation"] <= 1 and 0 <= a["verdict_agreement"] <= 1
     assert report["runs"][1]["provenance"]["model_sha256"] != report["runs"][0]["provenance"]["model_sha256"]
+
+
+def test_agreement_of_a_model_with_itself_and_with_a_different_model():
+    encoded = sample_images(None)
+    same = agreement(default_model_path(), default_model_path(), encoded)
+    assert same["samples"] == 16 and same["rank_correlation"] == pytest.approx(1.0)
+    assert same["verdict_agreement"] == 1.0 and same["mean_abs_score_change"] == 0.0
+    # the knurled-plate model judges flange frames differently: agreement must show it, not stay at 1
+    other = agreement(default_model_path(), demo_model_path("knurled_plate"), encoded)
+    assert other["verdict_agreement"] < 1.0 or other["rank_correlation"] < 0.99, other

@@ -7,8 +7,11 @@ import shutil
 
 from typer.testing import CliRunner
 
+from inspection import __version__
 from inspection.cli import app
 from inspection.imaging import load_image
+from inspection.model.metadata import read_metadata
+from inspection.model.shipped import default_model_path
 from inspection.schema import InspectionResult
 
 runner = CliRunner()
@@ -32,11 +35,21 @@ def test_inspect_writes_json_and_overlay_and_reports_bad_files(samples, small_mo
     assert len(list(out.glob("*.json"))) == 1 + 12
 
 
-def test_inspect_all_good_exits_zero(samples, tmp_path):
-    res = runner.invoke(app, ["inspect", str(samples / "flange" / "test" / "good" / "001.png"), "--out",
-                              str(tmp_path / "o")])
-    assert res.exit_code == 0, res.output  # the shipped demo model by default
-    assert "PASS" in res.output
+def test_inspect_all_good_exits_zero_with_the_default_model(samples, tmp_path):
+    image = samples / "flange" / "test" / "good" / "001.png"
+    res = runner.invoke(app, ["inspect", str(image), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("PASS ") and lines[0].endswith(str(image)), lines
+    assert lines[-1].startswith("1 PASS, 0 FAIL, 0 error(s)"), lines
+    record = InspectionResult.model_validate_json((tmp_path / "o" / "001.json").read_text())
+    assert record.verdict == "PASS"
+    assert record.model.name == read_metadata(default_model_path()).name == "demo_flange"
+
+
+def test_version():
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"inspection {__version__}"
 
 
 def test_eval_reports_per_kind(samples, small_model, tmp_path):
