@@ -14,16 +14,19 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from sqlalchemy import Engine, insert, select, update
 
-from edge_service.database import tokens, utcnow
+from edge_service.api_models import Role, TokenInfo
+from edge_service.database import as_utc, tokens, utcnow
 
-ROLES = ("edge", "operator", "qa", "admin")
+ROLES: tuple[Role, ...] = get_args(Role)
 TOKEN_PREFIX = "insp_"
+Permission = Literal["ingest", "read", "review", "admin"]
 
 # what each role may do
-PERMISSIONS = {
+PERMISSIONS: dict[str, set[Permission]] = {
     "edge": {"ingest"},
     "operator": {"read"},
     "qa": {"read", "review"},
@@ -38,7 +41,7 @@ class Principal:
     role: str
     station_prefix: str | None = None
 
-    def can(self, permission: str) -> bool:
+    def can(self, permission: Permission) -> bool:
         return permission in PERMISSIONS[self.role]
 
     def may_write_station(self, station_path: str) -> bool:
@@ -80,11 +83,12 @@ def revoke_token(engine: Engine, token_id: str) -> bool:
     return res.rowcount == 1
 
 
-def list_tokens(engine: Engine) -> list[dict]:
+def list_tokens(engine: Engine) -> list[TokenInfo]:
     with engine.connect() as conn:
-        rows = conn.execute(select(tokens.c.id, tokens.c.name, tokens.c.role, tokens.c.station_prefix,
-                                   tokens.c.created_at, tokens.c.revoked_at).order_by(tokens.c.created_at))
-        return [dict(r._mapping) for r in rows]
+        rows = conn.execute(select(tokens).order_by(tokens.c.created_at)).all()
+    return [TokenInfo(id=r.id, name=r.name, role=r.role, station_prefix=r.station_prefix,
+                      created_at=as_utc(r.created_at), revoked_at=as_utc(r.revoked_at) if r.revoked_at else None)
+            for r in rows]
 
 
 def lookup(engine: Engine, token: str) -> Principal | None:
