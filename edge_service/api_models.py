@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge_service.settings import MAX_BATCH
-from inspection.schema import InspectionResult
+from inspection.schema import SEGMENT, STATION_LEVELS, InspectionResult
 
 ReviewDecision = Literal["confirmed_defect", "false_alarm", "unsure"]
 ReviewState = Literal["unreviewed", "confirmed_defect", "false_alarm", "unsure"]
@@ -139,10 +140,41 @@ class StationCreated(BaseModel):
     created: bool = Field(description="false when the station was already known")
 
 
+MAX_PREFIX_LENGTH = 330
+
+
+def check_station_prefix(prefix: str) -> str:
+    """A token's station scope: one to five whole segments of a station path, no leading or trailing '/'."""
+    parts = prefix.split("/")
+    if len(prefix) > MAX_PREFIX_LENGTH or len(parts) > len(STATION_LEVELS) or not all(
+            re.fullmatch(SEGMENT, p) for p in parts):
+        raise ValueError(f"station_prefix {prefix[:80]!r}: give whole segments of a station path "
+                         "(site, site/area, ... up to site/area/line/cell/station) without a leading or trailing "
+                         "'/'; each segment starts with a letter or digit and has only letters, digits, '_', '.' "
+                         "and '-' (at most 64)")
+    return prefix
+
+
+def check_scope(role: str, station_prefix: str | None) -> None:
+    if station_prefix is not None and role != "edge":
+        raise ValueError(f"station_prefix: only edge tokens are scoped to stations, not role {role!r}")
+
+
 class TokenIn(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     role: Role
-    station_prefix: str | None = None
+    station_prefix: str | None = Field(default=None, max_length=MAX_PREFIX_LENGTH,
+                                       description="edge only: the token may write only stations under this path")
+
+    @field_validator("station_prefix")
+    @classmethod
+    def _whole_segments(cls, prefix: str | None) -> str | None:
+        return None if prefix is None else check_station_prefix(prefix)
+
+    @model_validator(mode="after")
+    def _edge_only(self) -> TokenIn:
+        check_scope(self.role, self.station_prefix)
+        return self
 
 
 class TokenInfo(BaseModel):

@@ -18,7 +18,7 @@ from typing import Literal, get_args
 
 from sqlalchemy import Engine, insert, select, update
 
-from edge_service.api_models import Role, TokenInfo
+from edge_service.api_models import Role, TokenInfo, check_scope, check_station_prefix
 from edge_service.database import as_utc, tokens, utcnow
 
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -68,6 +68,9 @@ class NewToken:
 def create_token(engine: Engine, name: str, role: str, station_prefix: str | None = None) -> NewToken:
     if role not in ROLES:
         raise ValueError(f"role {role!r}: choose one of {', '.join(ROLES)}")
+    if station_prefix is not None:
+        check_station_prefix(station_prefix)
+        check_scope(role, station_prefix)
     token_id = secrets.token_hex(4)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with engine.begin() as conn:
