@@ -20,6 +20,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from edge_service.api_models import Role, TokenInfo, check_scope, check_station_prefix
 from edge_service.database import as_utc, tokens, utcnow
+from inspection.schema import under_prefix
 
 ROLES: tuple[Role, ...] = get_args(Role)
 TOKEN_PREFIX = "insp_"
@@ -45,8 +46,7 @@ class Principal:
         return permission in PERMISSIONS[self.role]
 
     def may_write_station(self, station_path: str) -> bool:
-        p = self.station_prefix
-        return p is None or station_path == p or station_path.startswith(p + "/")
+        return under_prefix(station_path, self.station_prefix)
 
 
 LOCAL_ADMIN = Principal("local", "insecure-local", "admin")

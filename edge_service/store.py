@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, get_args
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from edge_service.api_models import (
@@ -50,11 +50,12 @@ def _insert(engine: Engine, table):
     return (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-def station_filter(prefix: str | None):
-    """Rows whose station path is the prefix or lies under it (whole segments only)."""
-    if not prefix:
+def station_filter(prefix: str | None) -> ColumnElement[bool] | None:
+    """Rows whose station path is the prefix or lies under it: the SQL form of
+    :func:`inspection.schema.under_prefix` (whole segments; no prefix, or only slashes, matches every row)."""
+    p = prefix.strip("/") if prefix else ""
+    if not p:
         return None
-    p = prefix.strip("/")
     return or_(results.c.station_path == p, func.substr(results.c.station_path, 1, len(p) + 1) == p + "/")
 
 
@@ -249,8 +250,9 @@ def stats(engine: Engine, station: str | None, since: datetime | None, until: da
     until = as_utc_naive(until) if until else utcnow()
     since = as_utc_naive(since) if since else until - timedelta(hours=24)
     conds = [results.c.inspected_at >= since, results.c.inspected_at < until]
-    if station:
-        conds.append(station_filter(station))
+    scope = station_filter(station)
+    if scope is not None:
+        conds.append(scope)
     is_fail = func.sum(func.cast(results.c.verdict == "FAIL", postgresql.INTEGER))
     hour = _hour(engine, results.c.inspected_at).label("hour")
     with engine.connect() as conn:

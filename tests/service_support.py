@@ -35,6 +35,15 @@ def need_service(name: str, host: str, port: int) -> None:
         pytest.skip(message)
 
 
+def png_bytes(seed: int = 0, size: int = 64) -> bytes:
+    """A small random RGB PNG."""
+    import cv2
+    import numpy as np
+
+    img = np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
 def make_result(station: str = STATION, verdict: str = "PASS", score: float = 0.3, at: datetime | None = None,
                 model_version: str = "1", part_id: str | None = None, rid: uuid.UUID | None = None) -> dict:
     r = InspectionResult(
