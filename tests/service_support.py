@@ -136,14 +136,19 @@ def free_port() -> int:
 
 
 class RunningServer:
-    """The real service under uvicorn in a background thread, on a loopback port."""
+    """The real service under uvicorn in a background thread, on a loopback port. ``send_buffer`` fixes the
+    kernel send buffer of every connection (no autotuning to megabytes), so a client that stops reading
+    backs the server up after a few kilobytes."""
 
-    def __init__(self, app):
+    def __init__(self, app, send_buffer: int | None = None):
         import uvicorn
 
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        if send_buffer:  # accepted connections inherit it
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        self.port = self.listener.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.listener]}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -161,3 +166,4 @@ class RunningServer:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.listener.close()
