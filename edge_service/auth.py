@@ -14,16 +14,20 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from sqlalchemy import Engine, insert, select, update
 
-from edge_service.database import tokens, utcnow
+from edge_service.api_models import Role, TokenInfo, check_scope, check_station_prefix
+from edge_service.database import as_utc, tokens, utcnow
+from inspection.schema import under_prefix
 
-ROLES = ("edge", "operator", "qa", "admin")
+ROLES: tuple[Role, ...] = get_args(Role)
 TOKEN_PREFIX = "insp_"
+Permission = Literal["ingest", "read", "review", "admin"]
 
 # what each role may do
-PERMISSIONS = {
+PERMISSIONS: dict[str, set[Permission]] = {
     "edge": {"ingest"},
     "operator": {"read"},
     "qa": {"read", "review"},
@@ -38,12 +42,11 @@ class Principal:
     role: str
     station_prefix: str | None = None
 
-    def can(self, permission: str) -> bool:
+    def can(self, permission: Permission) -> bool:
         return permission in PERMISSIONS[self.role]
 
     def may_write_station(self, station_path: str) -> bool:
-        p = self.station_prefix
-        return p is None or station_path == p or station_path.startswith(p + "/")
+        return under_prefix(station_path, self.station_prefix)
 
 
 LOCAL_ADMIN = Principal("local", "insecure-local", "admin")
@@ -65,6 +68,9 @@ class NewToken:
 def create_token(engine: Engine, name: str, role: str, station_prefix: str | None = None) -> NewToken:
     if role not in ROLES:
         raise ValueError(f"role {role!r}: choose one of {', '.join(ROLES)}")
+    if station_prefix is not None:
+        check_station_prefix(station_prefix)
+        check_scope(role, station_prefix)
     token_id = secrets.token_hex(4)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with engine.begin() as conn:
@@ -80,11 +86,12 @@ def revoke_token(engine: Engine, token_id: str) -> bool:
     return res.rowcount == 1
 
 
-def list_tokens(engine: Engine) -> list[dict]:
+def list_tokens(engine: Engine) -> list[TokenInfo]:
     with engine.connect() as conn:
-        rows = conn.execute(select(tokens.c.id, tokens.c.name, tokens.c.role, tokens.c.station_prefix,
-                                   tokens.c.created_at, tokens.c.revoked_at).order_by(tokens.c.created_at))
-        return [dict(r._mapping) for r in rows]
+        rows = conn.execute(select(tokens).order_by(tokens.c.created_at)).all()
+    return [TokenInfo(id=r.id, name=r.name, role=r.role, station_prefix=r.station_prefix,
+                      created_at=as_utc(r.created_at), revoked_at=as_utc(r.revoked_at) if r.revoked_at else None)
+            for r in rows]
 
 
 def lookup(engine: Engine, token: str) -> Principal | None:

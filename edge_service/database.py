@@ -100,6 +100,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def as_utc(t: datetime) -> datetime:
+    """A time read from the database (naive UTC) as an aware UTC time."""
+    return t.replace(tzinfo=UTC)
+
+
 def as_utc_naive(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
 

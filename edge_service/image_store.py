@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
-from sqlalchemy import Engine, and_, delete, func, select
+from sqlalchemy import Engine, and_, delete, select
 
 from edge_service.database import images, results, utcnow
 from edge_service.observability import IMAGE_BYTES, IMAGES_DELETED
+from inspection.retention import Kept, Reason, expired
 
 IMAGE_KINDS = ("original", "overlay")
 CONTENT_TYPES = {"image/png": ".png", "image/jpeg": ".jpg"}
@@ -25,21 +27,46 @@ MAX_IMAGE_BYTES = 8 * 1024 * 1024
 
 
 class ImageRejected(ValueError):
-    pass
+    """An upload that is not stored; each kind carries the HTTP status it is answered with."""
+
+    status: ClassVar[int] = 422
+
+
+class ImageTooLarge(ImageRejected):
+    status = 413
+
+
+class UnsupportedImageType(ImageRejected):
+    status = 415
+
+
+class UndecodableImage(ImageRejected):
+    status = 422
 
 
 def check_image(data: bytes, content_type: str) -> str:
     """Validate an upload; returns the file suffix. Decodes it, so a renamed non-image is refused."""
     if content_type not in CONTENT_TYPES:
-        raise ImageRejected(f"content type {content_type!r} not accepted; send image/png or image/jpeg")
+        raise UnsupportedImageType(f"content type {content_type!r} not accepted; send image/png or image/jpeg")
     if not data:
-        raise ImageRejected("image body is empty")
+        raise UndecodableImage("image body is empty")
     if len(data) > MAX_IMAGE_BYTES:
-        raise ImageRejected(f"image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
+        raise ImageTooLarge(f"image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
     magic_ok = data.startswith(b"\x89PNG\r\n\x1a\n") if content_type == "image/png" else data.startswith(b"\xff\xd8")
     if not magic_ok or cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is None:
-        raise ImageRejected(f"body is not a decodable {content_type.split('/')[1].upper()} image")
+        raise UndecodableImage(f"body is not a decodable {content_type.split('/')[1].upper()} image")
     return CONTENT_TYPES[content_type]
+
+
+@dataclass(frozen=True)
+class _StoredImage:
+    inspection_id: str
+    kind: str
+    file_name: str
+
+
+def _epoch(naive_utc: datetime) -> float:
+    return naive_utc.replace(tzinfo=UTC).timestamp()
 
 
 @dataclass
@@ -78,44 +105,30 @@ class ImageStore:
             return None
         return self.path_for(row.file_name), row.content_type
 
-    def enforce_retention(self, engine: Engine) -> dict:
-        """Delete images past the age limit, then oldest first until under the byte limit."""
-        deleted = {"age": 0, "bytes": 0, "forced": 0}
+    def _kept(self, engine: Engine) -> list[Kept[_StoredImage]]:
+        """Every stored image; an unreviewed FAIL's images are protected."""
         protected = and_(results.c.verdict == "FAIL", results.c.review_state == "unreviewed")
+        stmt = select(images.c.inspection_id, images.c.kind, images.c.file_name, images.c.size_bytes,
+                      images.c.created_at, protected.label("protected")).select_from(
+            images.outerjoin(results, results.c.inspection_id == images.c.inspection_id))
         with engine.connect() as conn:
-            base = select(images.c.inspection_id, images.c.kind, images.c.file_name, images.c.size_bytes,
-                          protected.label("protected")).select_from(
-                images.outerjoin(results, results.c.inspection_id == images.c.inspection_id)
-            ).order_by(images.c.created_at)
-            rows = conn.execute(base).all()
-            total = int(conn.execute(select(func.coalesce(func.sum(images.c.size_bytes), 0))).scalar())
-        doomed = []
-        if self.max_age_days is not None:
-            cutoff = utcnow() - timedelta(days=self.max_age_days)
-            with engine.connect() as conn:
-                old = {(r.inspection_id, r.kind) for r in conn.execute(
-                    select(images.c.inspection_id, images.c.kind).where(images.c.created_at < cutoff))}
-            for r in rows:
-                if (r.inspection_id, r.kind) in old and not r.protected:
-                    doomed.append((r, "age"))
-                    total -= r.size_bytes
-        if self.max_total_bytes is not None and total > self.max_total_bytes:
-            chosen = {(r.inspection_id, r.kind) for r, _ in doomed}
-            for only_unprotected in (True, False):  # protected images go only if nothing else is left
-                for r in rows:
-                    if total <= self.max_total_bytes:
-                        break
-                    if (r.inspection_id, r.kind) in chosen or (only_unprotected and r.protected):
-                        continue
-                    doomed.append((r, "bytes" if only_unprotected else "forced"))
-                    chosen.add((r.inspection_id, r.kind))
-                    total -= r.size_bytes
-        for r, reason in doomed:
-            self.path_for(r.file_name).unlink(missing_ok=True)
+            rows = conn.execute(stmt).all()
+        return [Kept(_StoredImage(r.inspection_id, r.kind, r.file_name), _epoch(r.created_at), int(r.size_bytes),
+                     bool(r.protected)) for r in rows]
+
+    def enforce_retention(self, engine: Engine) -> dict[Reason, int]:
+        """Delete images past the age limit, then oldest first until under the byte limit (the rule of
+        :func:`inspection.retention.expired`); returns how many went for each reason."""
+        max_age_s = self.max_age_days * 86400 if self.max_age_days is not None else None
+        doomed, left = expired(self._kept(engine), _epoch(utcnow()), max_age_s, self.max_total_bytes)
+        deleted: dict[Reason, int] = {"age": 0, "bytes": 0, "forced": 0}
+        for item, reason in doomed:
+            image = item.key
+            self.path_for(image.file_name).unlink(missing_ok=True)
             with engine.begin() as conn:
-                conn.execute(delete(images).where(images.c.inspection_id == r.inspection_id,
-                                                  images.c.kind == r.kind))
+                conn.execute(delete(images).where(images.c.inspection_id == image.inspection_id,
+                                                  images.c.kind == image.kind))
             deleted[reason] += 1
             IMAGES_DELETED.labels(reason=reason).inc()
-        IMAGE_BYTES.set(max(total, 0))
+        IMAGE_BYTES.set(left)
         return deleted

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
+
+from edge_service.api_models import LiveEvent
+from inspection.schema import under_prefix
 
 
 @dataclass(eq=False)  # hashed by identity: each connection is its own subscriber
 class Subscriber:
     prefix: str | None
-    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
 
     def wants(self, station_path: str) -> bool:
-        p = self.prefix
-        return not p or station_path == p or station_path.startswith(p + "/")
+        return under_prefix(station_path, self.prefix)
 
 
 class LiveFeed:
@@ -41,9 +42,9 @@ class LiveFeed:
                         sub.queue.get_nowait()
                     sub.queue.put_nowait(payload)
 
-    def publish(self, records: list[dict]) -> None:
+    def publish(self, events: list[LiveEvent]) -> None:
         """Thread-safe: called from the ingest worker threads."""
-        if self.loop is None or not self.subscribers or not records:
+        if self.loop is None or not self.subscribers or not events:
             return
-        events = [(r["station_path"], json.dumps(r)) for r in records]
-        self.loop.call_soon_threadsafe(self._deliver, events)
+        payloads = [(e.station_path, e.model_dump_json()) for e in events]
+        self.loop.call_soon_threadsafe(self._deliver, payloads)

@@ -6,21 +6,38 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, get_args
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from edge_service.database import as_utc_naive, images, results, reviews, stations, utcnow
+from edge_service.api_models import (
+    DefectClassCount,
+    HourCount,
+    ResultDetail,
+    ReviewDecision,
+    ReviewRecord,
+    ReviewState,
+    Stats,
+    StoredResult,
+)
+from edge_service.database import as_utc, as_utc_naive, images, results, reviews, stations, utcnow
 from inspection.schema import InspectionResult, StationContext
 
-REVIEW_DECISIONS = ("confirmed_defect", "false_alarm", "unsure")
-REVIEW_STATES = ("unreviewed", *REVIEW_DECISIONS)
+REVIEW_DECISIONS: tuple[ReviewDecision, ...] = get_args(ReviewDecision)
+REVIEW_STATES: tuple[ReviewState, ...] = get_args(ReviewState)
 
 
 class UnknownStation(Exception):
+    """Results for stations that were never registered (the whole batch is refused)."""
+
     def __init__(self, paths: list[str]):
         super().__init__(", ".join(paths))
         self.paths = paths
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor this service did not give out."""
 
 
 @dataclass
@@ -33,11 +50,12 @@ def _insert(engine: Engine, table):
     return (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-def station_filter(prefix: str | None):
-    """Rows whose station path is the prefix or lies under it (whole segments only)."""
-    if not prefix:
+def station_filter(prefix: str | None) -> ColumnElement[bool] | None:
+    """Rows whose station path is the prefix or lies under it: the SQL form of
+    :func:`inspection.schema.under_prefix` (whole segments; no prefix, or only slashes, matches every row)."""
+    p = prefix.strip("/") if prefix else ""
+    if not p:
         return None
-    p = prefix.strip("/")
     return or_(results.c.station_path == p, func.substr(results.c.station_path, 1, len(p) + 1) == p + "/")
 
 
@@ -84,13 +102,17 @@ def _check_stations(conn, engine: Engine, paths: list[str]) -> None:
 
 
 def ingest(engine: Engine, batch: list[InspectionResult]) -> IngestOutcome:
-    """Store a batch atomically; ids already stored are reported, not stored again."""
+    """Store a batch atomically; ids already stored are reported, not stored again. Every result must have
+    its station (the API refuses those without)."""
     now = utcnow()
-    rows, seen = [], set()
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for r in batch:
         rid = str(r.inspection_id)
         if rid in seen:
             continue
+        if r.station is None:
+            raise ValueError(f"result {rid} has no station")
         seen.add(rid)
         rows.append({
             "inspection_id": rid, "station_path": r.station.path, "part_id": r.part_id, "verdict": r.verdict,
@@ -99,6 +121,7 @@ def ingest(engine: Engine, batch: list[InspectionResult]) -> IngestOutcome:
             "captured_at": as_utc_naive(r.captured_at) if r.captured_at else None,
             "inspected_at": as_utc_naive(r.inspected_at), "received_at": now, "review_state": "unreviewed",
             "record": r.model_dump_json()})
+    stored: set[str]
     with engine.begin() as conn:
         _check_stations(conn, engine, sorted({r["station_path"] for r in rows}))
         if not rows:
@@ -111,7 +134,7 @@ def ingest(engine: Engine, batch: list[InspectionResult]) -> IngestOutcome:
             stmt = _insert(engine, results).on_conflict_do_nothing(index_elements=["inspection_id"]).returning(
                 results.c.inspection_id)
             stored = {r for (r,) in conn.execute(stmt, rows)}
-    ids = [r["inspection_id"] for r in rows]
+    ids: list[str] = [r["inspection_id"] for r in rows]
     return IngestOutcome(stored=[i for i in ids if i in stored], duplicates=[i for i in ids if i not in stored])
 
 
@@ -138,24 +161,21 @@ def encode_cursor(inspected_at: datetime, inspection_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """Raises ValueError for a cursor this service did not give out."""
+    """Raises InvalidCursor for a cursor this service did not give out."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         when, rid = json.loads(raw)
         return datetime.fromisoformat(when), str(rid)
     except Exception:
-        raise ValueError("cursor is not one this service gave out") from None
+        raise InvalidCursor("cursor is not one this service gave out") from None
 
 
-def _summary(row) -> dict:
-    record = json.loads(row.record)
-    record["review_state"] = row.review_state
-    record["defect_class"] = row.defect_class
-    record["received_at"] = row.received_at.isoformat() + "Z"
-    return record
+def _stored_fields(row) -> dict[str, Any]:
+    return {**json.loads(row.record), "review_state": row.review_state, "defect_class": row.defect_class,
+            "received_at": as_utc(row.received_at)}
 
 
-def query(engine: Engine, q: ResultQuery) -> tuple[list[dict], str | None]:
+def query(engine: Engine, q: ResultQuery) -> tuple[list[StoredResult], str | None]:
     conds = [c for c in (
         station_filter(q.station),
         results.c.verdict == q.verdict if q.verdict else None,
@@ -177,10 +197,10 @@ def query(engine: Engine, q: ResultQuery) -> tuple[list[dict], str | None]:
     more = len(rows) > q.limit
     rows = rows[:q.limit]
     cursor = encode_cursor(rows[-1].inspected_at, rows[-1].inspection_id) if more and rows else None
-    return [_summary(r) for r in rows], cursor
+    return [StoredResult.model_validate(_stored_fields(r)) for r in rows], cursor
 
 
-def get(engine: Engine, inspection_id: str) -> dict | None:
+def get(engine: Engine, inspection_id: str) -> ResultDetail | None:
     with engine.connect() as conn:
         row = conn.execute(select(results).where(results.c.inspection_id == inspection_id)).first()
         if row is None:
@@ -188,11 +208,10 @@ def get(engine: Engine, inspection_id: str) -> dict | None:
         history = conn.execute(select(reviews).where(reviews.c.inspection_id == inspection_id)
                                .order_by(reviews.c.id)).all()
         kinds = [k for (k,) in conn.execute(select(images.c.kind).where(images.c.inspection_id == inspection_id))]
-    out = _summary(row)
-    out["reviews"] = [{"decision": h.decision, "defect_class": h.defect_class, "comment": h.comment,
-                       "reviewer": h.reviewer, "created_at": h.created_at.isoformat() + "Z"} for h in history]
-    out["images"] = sorted(kinds)
-    return out
+    return ResultDetail.model_validate({
+        **_stored_fields(row), "images": sorted(kinds),
+        "reviews": [ReviewRecord(decision=h.decision, defect_class=h.defect_class, comment=h.comment,
+                                 reviewer=h.reviewer, created_at=as_utc(h.created_at)) for h in history]})
 
 
 def station_of(engine: Engine, inspection_id: str) -> str | None:
@@ -222,12 +241,18 @@ def _hour(engine: Engine, col):
     return func.strftime("%Y-%m-%dT%H:00:00", col)
 
 
-def stats(engine: Engine, station: str | None, since: datetime | None, until: datetime | None) -> dict:
+def _hour_start(h: str | datetime) -> datetime:
+    """An hour bucket as the databases give it (SQLite: text, PostgreSQL: naive UTC) as aware UTC."""
+    return as_utc(datetime.fromisoformat(h) if isinstance(h, str) else h)
+
+
+def stats(engine: Engine, station: str | None, since: datetime | None, until: datetime | None) -> Stats:
     until = as_utc_naive(until) if until else utcnow()
     since = as_utc_naive(since) if since else until - timedelta(hours=24)
     conds = [results.c.inspected_at >= since, results.c.inspected_at < until]
-    if station:
-        conds.append(station_filter(station))
+    scope = station_filter(station)
+    if scope is not None:
+        conds.append(scope)
     is_fail = func.sum(func.cast(results.c.verdict == "FAIL", postgresql.INTEGER))
     hour = _hour(engine, results.c.inspected_at).label("hour")
     with engine.connect() as conn:
@@ -237,12 +262,8 @@ def stats(engine: Engine, station: str | None, since: datetime | None, until: da
                            .where(*conds, results.c.defect_class.is_not(None))
                            .group_by(results.c.defect_class).order_by(func.count().desc()).limit(10)).all()
     fails = int(fails or 0)
-
-    def hour_text(h) -> str:
-        return (h if isinstance(h, str) else h.strftime("%Y-%m-%dT%H:00:00")) + "Z"
-
-    return {"station": station, "since": since.isoformat() + "Z", "until": until.isoformat() + "Z",
-            "total": total, "pass": total - fails, "fail": fails,
-            "yield": (total - fails) / total if total else None, "defect_rate": fails / total if total else None,
-            "hourly": [{"hour": hour_text(h), "total": n, "fail": int(f or 0)} for h, n, f in hourly],
-            "top_defect_classes": [{"defect_class": c, "count": n} for c, n in top]}
+    return Stats(station=station, since=as_utc(since), until=as_utc(until), total=total, passed=total - fails,
+                 fail=fails, yield_=(total - fails) / total if total else None,
+                 defect_rate=fails / total if total else None,
+                 hourly=[HourCount(hour=_hour_start(h), total=n, fail=int(f or 0)) for h, n, f in hourly],
+                 top_defect_classes=[DefectClassCount(defect_class=c, count=n) for c, n in top])

@@ -35,6 +35,15 @@ def need_service(name: str, host: str, port: int) -> None:
         pytest.skip(message)
 
 
+def png_bytes(seed: int = 0, size: int = 64) -> bytes:
+    """A small random RGB PNG."""
+    import cv2
+    import numpy as np
+
+    img = np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
 def make_result(station: str = STATION, verdict: str = "PASS", score: float = 0.3, at: datetime | None = None,
                 model_version: str = "1", part_id: str | None = None, rid: uuid.UUID | None = None) -> dict:
     r = InspectionResult(
@@ -127,14 +136,19 @@ def free_port() -> int:
 
 
 class RunningServer:
-    """The real service under uvicorn in a background thread, on a loopback port."""
+    """The real service under uvicorn in a background thread, on a loopback port. ``send_buffer`` fixes the
+    kernel send buffer of every connection (no autotuning to megabytes), so a client that stops reading
+    backs the server up after a few kilobytes."""
 
-    def __init__(self, app):
+    def __init__(self, app, send_buffer: int | None = None):
         import uvicorn
 
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        if send_buffer:  # accepted connections inherit it
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        self.port = self.listener.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.listener]}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -152,3 +166,4 @@ class RunningServer:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.listener.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import threading
 import time
 
@@ -112,3 +113,77 @@ def test_operator_page_loads_no_outside_assets(server, browser):
     page.goto(server.url + "/")
     page.wait_for_load_state("networkidle")
     assert requested and all(u.startswith(server.url) for u in requested), requested
+
+
+@pytest.fixture
+def live_app(tmp_path):
+    """The service under uvicorn with small fixed send buffers, and the app at hand (to watch its live feed)."""
+    app = create_app(ServiceSettings(database_url=f"sqlite:///{tmp_path / 'r.db'}", image_dir=tmp_path / "img"))
+    with RunningServer(app, send_buffer=8192) as srv:
+        store.add_station(app.state.engine, StationContext.from_path(STATION))
+        srv.tokens = {r: auth.create_token(app.state.engine, r, r).token for r in ("edge", "operator")}
+        srv.app = app
+        yield srv
+
+
+def _wait_for(condition, what: str, seconds: float = 30.0, step=None):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        if step:
+            step()
+        else:
+            time.sleep(0.02)
+
+
+def _stalled_client(server) -> socket.socket:
+    """Opens the stream and never reads: a tiny receive window, so the server's sends back up at once."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.sendall(f"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+                 f"{server.tokens['operator']}\r\n\r\n".encode())
+    return sock
+
+
+def test_a_stalled_stream_client_blocks_neither_ingest_nor_other_clients(live_app):
+    server, feed = live_app, live_app.app.state.feed
+    edge = {"Authorization": f"Bearer {server.tokens['edge']}"}
+    slow = _stalled_client(server)
+    try:
+        _wait_for(lambda: len(feed.subscribers) == 1, "the stalled client to subscribe")
+        stalled = next(iter(list(feed.subscribers)))
+
+        def flood():  # every batch must still be taken while the stalled client's queue fills
+            res = httpx.post(f"{server.url}/api/v1/results", json={"results": [make_result() for _ in range(200)]},
+                             headers=edge, timeout=30)
+            assert res.status_code == 200, res.text
+
+        # the stalled client is now behind by a full queue (its socket buffers are full too)
+        _wait_for(lambda: stalled.queue.full(), "the stalled client's queue to fill", seconds=120, step=flood)
+        wanted = [make_result(part_id=f"after-{i}") for i in range(5)]
+        wanted_ids = {r["inspection_id"] for r in wanted}
+        seen: set[str] = set()
+        connected = threading.Event()
+
+        def read():
+            with httpx.stream("GET", f"{server.url}/api/v1/stream", params={"max_seconds": 30},
+                              headers={"Authorization": f"Bearer {server.tokens['operator']}"}, timeout=40) as res:
+                for line in res.iter_lines():
+                    if line == ": connected":
+                        connected.set()
+                    elif line.startswith("data: "):
+                        seen.add(json.loads(line[6:])["inspection_id"])
+                        if wanted_ids <= seen:
+                            return
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert connected.wait(30), "a second client could not connect while one was stalled"
+        res = httpx.post(f"{server.url}/api/v1/results", json={"results": wanted}, headers=edge, timeout=30)
+        assert res.status_code == 200 and sorted(res.json()["stored"]) == sorted(wanted_ids), res.text
+        reader.join(timeout=40)
+        assert wanted_ids <= seen, f"the reading client got {len(seen & wanted_ids)} of 5 new results"
+    finally:
+        slow.close()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from inspection.cli.common import EXIT_FILE_ERRORS, default_model, fail, parse_size, report_file_errors
 from inspection.errors import InspectionError
-from inspection.model.calibration import Policy
+
+# The threshold policies of inspection.model.calibration.Policy, spelled here so that importing the CLI
+# (as `inspection serve` does) loads neither numpy nor onnx; tests/test_service_fresh_install.py checks it.
+Policy = Literal["frr", "f1"]
 
 
 def train(

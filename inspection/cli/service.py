@@ -94,8 +94,8 @@ def token_list(database_url: DatabaseOpt = DEFAULT_DB) -> None:
     from edge_service import auth
 
     for t in auth.list_tokens(service_engine(database_url)):
-        state = f"revoked {t['revoked_at']:%Y-%m-%d %H:%M}" if t["revoked_at"] else "active"
-        typer.echo(f"{t['id']}  {t['role']:8s} {t['name']:24s} {t['station_prefix'] or '-':30s} {state}")
+        state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+        typer.echo(f"{t.id}  {t.role:8s} {t.name:24s} {t.station_prefix or '-':30s} {state}")
 
 
 @token_app.command("revoke")

@@ -1,0 +1,52 @@
+"""The live stream of newly stored results (Server-Sent Events), optionally for a station prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from edge_service.dependencies import Feed, Reader
+from edge_service.errors import documented
+from edge_service.live import LiveFeed, Subscriber
+from edge_service.observability import STREAM_CLIENTS
+
+router = APIRouter(prefix="/api/v1", tags=["live"])
+KEEPALIVE_S = 15.0
+
+
+async def _events(request: Request, feed: LiveFeed, sub: Subscriber, max_seconds: float | None
+                  ) -> AsyncIterator[str]:
+    deadline = time.monotonic() + max_seconds if max_seconds else None
+    try:
+        yield ": connected\n\n"
+        while not await request.is_disconnected():
+            if deadline and time.monotonic() > deadline:
+                break
+            wait = min(KEEPALIVE_S, max(0.05, deadline - time.monotonic())) if deadline else KEEPALIVE_S
+            try:
+                payload = await asyncio.wait_for(sub.queue.get(), timeout=wait)
+            except TimeoutError:
+                yield ": keepalive\n\n"
+                continue
+            yield f"event: result\ndata: {payload}\n\n"
+    finally:
+        feed.unsubscribe(sub)
+        STREAM_CLIENTS.dec()
+
+
+@router.get("/stream", response_class=StreamingResponse,
+            responses={**documented(400, 401, 403, 422),
+                       200: {"content": {"text/event-stream": {}},
+                             "description": "`event: result` with a LiveEvent as `data`, and keep-alives"}})
+async def stream(request: Request, _who: Reader, feed: Feed,
+                 station: Annotated[str | None, Query(max_length=330)] = None,
+                 max_seconds: Annotated[float | None, Query(gt=0, le=86400)] = None) -> StreamingResponse:
+    sub = feed.subscribe(station)
+    STREAM_CLIENTS.inc()
+    return StreamingResponse(_events(request, feed, sub, max_seconds), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,85 @@
+"""Ingest a batch of results, list them with filters and cursor pagination, fetch one."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from edge_service import store
+from edge_service.api_models import IngestBatch, IngestResponse, LiveEvent, ResultDetail, ResultPage, ReviewState
+from edge_service.auth import Principal
+from edge_service.dependencies import Database, Feed, Ingest, Reader
+from edge_service.errors import Forbidden, InvalidResult, NotFound, documented
+from edge_service.live import LiveFeed
+from edge_service.observability import DUPLICATES, INGEST_LATENCY, INGESTED
+from inspection.schema import InspectionResult
+
+router = APIRouter(prefix="/api/v1/results", tags=["results"])
+StationPrefix = Annotated[str | None, Query(description="station path prefix, e.g. plant1/area2", max_length=330)]
+
+
+def _check_stations(batch: list[InspectionResult], who: Principal) -> None:
+    missing = [f"results[{i}].station" for i, r in enumerate(batch) if r.station is None]
+    if missing:
+        raise InvalidResult(f"{', '.join(missing[:20])}: missing; every result needs its "
+                            "site/area/line/cell/station")
+    forbidden = sorted({r.station.path for r in batch if r.station and not who.may_write_station(r.station.path)})
+    if forbidden:
+        raise Forbidden(f"token {who.name!r} may only ingest for stations under {who.station_prefix!r}; "
+                        f"not {', '.join(forbidden)}")
+
+
+def _announce(feed: LiveFeed, batch: list[InspectionResult], stored: list[str]) -> None:
+    if not feed.subscribers or not stored:  # only pay for the live events when someone watches
+        return
+    new = set(stored)
+    feed.publish([LiveEvent.model_construct(**dict(r), station_path=r.station.path) for r in batch
+                  if r.station and str(r.inspection_id) in new])
+
+
+@router.post("", responses=documented(400, 401, 403, 413, 422, 503,
+                                      described={422: "invalid result or unknown station"}))
+async def ingest(body: IngestBatch, who: Ingest, engine: Database, feed: Feed) -> IngestResponse:
+    started = time.perf_counter()
+    _check_stations(body.results, who)
+    outcome = await asyncio.to_thread(store.ingest, engine, body.results)
+    INGESTED.inc(len(outcome.stored))
+    DUPLICATES.inc(len(outcome.duplicates))
+    _announce(feed, body.results, outcome.stored)
+    INGEST_LATENCY.observe(time.perf_counter() - started)
+    return IngestResponse(stored=outcome.stored, duplicates=outcome.duplicates)
+
+
+@router.get("", responses=documented(400, 401, 403, 422))
+def list_results(
+    _who: Reader,
+    engine: Database,
+    station: StationPrefix = None,
+    verdict: Literal["PASS", "FAIL"] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_score: float | None = None,
+    max_score: float | None = None,
+    review_state: ReviewState | None = None,
+    model_version: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> ResultPage:
+    """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    q = store.ResultQuery(station, verdict, since, until, min_score, max_score, review_state, model_version,
+                          limit, cursor)
+    items, next_cursor = store.query(engine, q)
+    return ResultPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{inspection_id}", responses=documented(400, 401, 403, 404, 422))
+def get_result(inspection_id: uuid.UUID, _who: Reader, engine: Database) -> ResultDetail:
+    found = store.get(engine, str(inspection_id))
+    if found is None:
+        raise NotFound(f"no result {inspection_id}")
+    return found

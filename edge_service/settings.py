@@ -1,0 +1,20 @@
+"""Settings of the results service (what `inspection serve` passes in) and its fixed request limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_BATCH = 1000  # results in one ingest request
+MAX_REQUEST_BYTES = 16 * 1024 * 1024  # by Content-Length, for every request
+
+
+@dataclass
+class ServiceSettings:
+    database_url: str = "sqlite:///inspection-results.db"
+    image_dir: Path = Path("inspection-images")
+    insecure_local: bool = False
+    stale_seconds: float = 10.0
+    image_max_age_days: float | None = 30.0
+    image_max_bytes: int | None = 10 * 1024**3
+    retention_interval_s: float = 300.0
