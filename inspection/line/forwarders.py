@@ -9,7 +9,6 @@ lost. Secrets (token, password) are never logged.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import paho.mqtt.client as mqtt
 
+from inspection.line.backoff import Backoff
 from inspection.line.metrics import DELIVERED, DELIVERY_ERRORS, REJECTED
 from inspection.line.outbox import REJECTED as STATE_REJECTED
 from inspection.line.outbox import Outbox
@@ -25,20 +25,7 @@ from inspection.schema import StationContext
 log = logging.getLogger("inspection.forward")
 
 
-class Backoff:
-    def __init__(self, base: float = 0.25, cap: float = 15.0):
-        self.base, self.cap, self.failures = base, cap, 0
-
-    def reset(self) -> None:
-        self.failures = 0
-
-    def next(self) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2^n)]."""
-        self.failures += 1
-        return random.uniform(0, min(self.cap, self.base * 2 ** self.failures))
-
-
-class _Forwarder(threading.Thread):
+class Forwarder(threading.Thread):
     dest = ""
 
     def __init__(self, outbox_path: Path, batch: int, stop: threading.Event):
@@ -56,34 +43,45 @@ class _Forwarder(threading.Thread):
         return self.drain_deadline is None or time.monotonic() > self.drain_deadline
 
     def run(self) -> None:
-        outbox = Outbox(self.outbox_path)
+        outbox: Outbox | None = None
         try:
+            outbox = Outbox(self.outbox_path)
             self.setup()
-            while not self._stopping():
-                entries = outbox.pending(self.dest, self.batch)
-                if not entries:
-                    if self.stop_event.is_set():
-                        break  # drained
-                    self.wake.wait(0.2)
-                    self.wake.clear()
-                    continue
-                try:
-                    self.deliver(outbox, entries)
-                    self.backoff.reset()
-                    self.state, self.last_error = "delivering", None
-                except Exception as exc:  # the link is down or refusing: wait and retry the same entries
-                    DELIVERY_ERRORS.labels(dest=self.dest).inc()
-                    self.state, self.last_error = "retrying", str(exc)[:300]
-                    delay = self.backoff.next()
-                    log.warning("%s delivery failed (%s); retrying in %.1f s", self.dest, self.last_error, delay)
-                    if self.stop_event.is_set():  # draining at shutdown: retry soon, within the flush time
-                        time.sleep(min(delay, 0.5))
-                    else:
-                        self.stop_event.wait(delay)
+            self._loop(outbox)
+        except Exception as exc:  # the outbox cannot be read: the runner sees this thread end and reports it
+            log.exception("%s forwarder stopped", self.dest)
+            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
         finally:
-            self.teardown()
-            outbox.close()
+            try:
+                self.teardown()
+            except Exception:
+                log.exception("%s forwarder: teardown failed", self.dest)
+            if outbox is not None:
+                outbox.close()
             self.state = "stopped"
+
+    def _loop(self, outbox: Outbox) -> None:
+        while not self._stopping():
+            entries = outbox.pending(self.dest, self.batch)
+            if not entries:
+                if self.stop_event.is_set():
+                    break  # drained
+                self.wake.wait(0.2)
+                self.wake.clear()
+                continue
+            try:
+                self.deliver(outbox, entries)
+                self.backoff.reset()
+                self.state, self.last_error = "delivering", None
+            except Exception as exc:  # the link is down or refusing: wait and retry the same entries
+                DELIVERY_ERRORS.labels(dest=self.dest).inc()
+                self.state, self.last_error = "retrying", str(exc)[:300]
+                delay = self.backoff.next()
+                log.warning("%s delivery failed (%s); retrying in %.1f s", self.dest, self.last_error, delay)
+                if self.stop_event.is_set():  # draining at shutdown: retry soon, within the flush time
+                    time.sleep(min(delay, 0.5))
+                else:
+                    self.stop_event.wait(delay)
 
     def setup(self) -> None: ...
 
@@ -93,7 +91,7 @@ class _Forwarder(threading.Thread):
         raise NotImplementedError
 
 
-class HttpForwarder(_Forwarder):
+class HttpForwarder(Forwarder):
     """Batches to ``POST /api/v1/results``, then the images to ``PUT .../images/{kind}``."""
 
     dest = "http"
@@ -152,7 +150,7 @@ def topic_base(prefix: str, station: StationContext) -> str:
     return "/".join([prefix.strip("/"), station.site, station.area, station.line, station.cell, station.station])
 
 
-class MqttForwarder(_Forwarder):
+class MqttForwarder(Forwarder):
     """QoS 1 results to ``<prefix>/<site>/<area>/<line>/<cell>/<station>/inspection/result``, the newest
     retained at ``.../inspection/last``, and a retained ``.../status`` (online; Last Will offline)."""
 
@@ -171,7 +169,7 @@ class MqttForwarder(_Forwarder):
         if username:
             self.client.username_pw_set(username, password)
         self.client.will_set(self.status_topic, "offline", qos=1, retain=True)
-        self.client.reconnect_delay_set(min_delay=0.2, max_delay=5)
+        self.client.reconnect_delay_set(min_delay=0.2, max_delay=5)  # type: ignore[arg-type]  # paho takes seconds as float
         self.client.on_connect = self._on_connect
         self.connected = threading.Event()
 
