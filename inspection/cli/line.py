@@ -44,7 +44,8 @@ def _summary(runner: LineRunner) -> str:
     st = runner.snapshot()
     src = st.source
     return (f"{st.results['PASS']} PASS, {st.results['FAIL']} FAIL, {src.dropped} dropped, {src.corrupt} corrupt, "
-            f"{src.failed} failed; undelivered: " + ", ".join(f"{d} {s.depth}" for d, s in st.outbox.items()))
+            f"{src.failed} failed of {src.frames} frames; undelivered: "
+            + ", ".join(f"{d} {s.depth}" for d, s in st.outbox.items()))
 
 
 def run(
