@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import socket
@@ -160,8 +161,9 @@ class Mosquitto:
         self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "mosquitto.conf"
+        user = f"user {getpass.getuser()}\n"  # started as root, mosquitto would drop to a user who cannot write here
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                             f"persistence_location {workdir}/\n")
+                             f"persistence_location {workdir}/\n{user}")
         self.proc: subprocess.Popen | None = None
 
     def _port_open(self) -> bool:
