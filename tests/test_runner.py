@@ -255,3 +255,43 @@ def test_local_image_retention_by_age_and_bytes(tmp_path):
     sizes = sum(os.path.getsize(f) for f in files if os.path.exists(f))
     assert removed >= 2 and not any(os.path.exists(f) for f in files[:2])  # too old
     assert sizes <= 10_000 and os.path.exists(files[-1])  # then oldest first until under the byte limit
+
+
+def test_command_line_options_win_over_the_station_file(tmp_path, service_process):
+    import os
+    import subprocess
+
+    from line_support import CLI
+
+    service = service_process
+    cfg = write_config(tmp_path / "s.toml", 'kind = "simulated"\nrate = 5', service_url="http://127.0.0.1:9")
+    flag_outbox = tmp_path / "flag" / "outbox.db"
+    env = {**os.environ, "INSPECTION_SERVICE_TOKEN": service.edge}
+    res = subprocess.run([*CLI, "run", "--config", str(cfg), "--service-url", service.url, "--rate", "37",
+                          "--outbox", str(flag_outbox), "--duration", "3", "--flush-timeout", "20"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "simulated flange line at 37/s" in res.stdout  # --rate, not the file's 5
+    assert flag_outbox.is_file() and not (tmp_path / "outbox.db").exists()  # --outbox, not the file's
+    summary = next(line for line in res.stdout.splitlines() if " PASS, " in line).split()
+    committed = int(summary[0]) + int(summary[2])  # "N PASS, M FAIL, ..."
+    assert "undelivered: http 0" in res.stdout
+    assert len(service.ids()) == committed > 0  # delivered to --service-url, not the file's port 9
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_pass_images_are_sampled_by_keep_pass_fraction(tmp_path, samples, fraction):
+    folder = tmp_path / "in"
+    shutil.copytree(samples / "flange" / "test" / "good", folder)
+    cfg = load_config(write_config(tmp_path / "s.toml", f'kind = "folder"\npath = "{folder}"'))
+    cfg.images.keep_pass_fraction = fraction
+    runner = LineRunner(cfg)
+    runner.start()
+    runner.wait()
+    runner.stop()
+    results = runner.status()["results"]
+    originals = list((tmp_path / "images").rglob("*-original.png"))
+    overlays = list((tmp_path / "images").rglob("*-overlay.jpg"))
+    assert results["PASS"] >= 6  # enough PASS parts for the sampling to show
+    expected = results["FAIL"] + (results["PASS"] if fraction == 1.0 else 0)  # every FAIL is always kept
+    assert len(originals) == len(overlays) == expected
