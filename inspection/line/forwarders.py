@@ -1,9 +1,11 @@
 """Delivering the outbox: to the results service over HTTP and to the plant's MQTT broker.
 
 Both run in their own threads, read the outbox in order, and mark entries delivered only once the far side
-acknowledged them (HTTP 200 listing the id as stored or duplicate; MQTT PUBACK at QoS 1). Anything else is
-retried with exponential backoff and jitter, so results wait in the outbox while a link is down and none is
-lost. Secrets (token, password) are never logged.
+acknowledged them (HTTP 200 with the service's acknowledgement naming the id as stored or duplicate; MQTT
+PUBACK at QoS 1). A result the service refuses with a 4xx is set aside (rejected, kept, re-queueable) so the
+queue keeps moving; anything else (5xx, a wrong answer, the link down) is retried with exponential backoff and
+full jitter, so results wait in the outbox while a link is down and none is lost. Secrets (token, password)
+are never logged.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from pathlib import Path
 
 import httpx
 import paho.mqtt.client as mqtt
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from inspection.line.backoff import Backoff
-from inspection.line.metrics import DELIVERED, DELIVERY_ERRORS, REJECTED
+from inspection.line.metrics import DELIVERED, DELIVERY_ERRORS, REJECTED, UNACKNOWLEDGED
 from inspection.line.outbox import REJECTED as STATE_REJECTED
 from inspection.line.outbox import Outbox
 from inspection.schema import StationContext
@@ -91,6 +94,35 @@ class Forwarder(threading.Thread):
         raise NotImplementedError
 
 
+RETRIED_4XX = frozenset({401, 408, 425, 429})  # the box's credentials or the server's load, not the result
+
+
+def refused_for_good(status: int) -> bool:
+    """A 4xx refuses the result itself (invalid, too big, another station's): retrying cannot help. 401 (the
+    token), 408, 425 and 429 (timing, load) and every 5xx are retried with backoff instead."""
+    return 400 <= status < 500 and status not in RETRIED_4XX
+
+
+class IngestAck(BaseModel):
+    """The results service's answer to a batch: the ids it stored and the ones it already had."""
+
+    model_config = ConfigDict(strict=True)
+
+    stored: list[str]
+    duplicates: list[str]
+
+
+def acknowledged_ids(res: httpx.Response) -> set[str]:
+    """The ids the service's own acknowledgement names; an answer that is not one raises RuntimeError."""
+    try:
+        ack = IngestAck.model_validate_json(res.content)
+    except ValidationError:
+        ctype = res.headers.get("content-type", "no content type")
+        raise RuntimeError(f"answer 200 ({ctype}) is not the results service's acknowledgement: "
+                           f"{res.text[:120]!r}") from None
+    return set(ack.stored) | set(ack.duplicates)
+
+
 class HttpForwarder(Forwarder):
     """Batches to ``POST /api/v1/results``, then the images to ``PUT .../images/{kind}``."""
 
@@ -112,12 +144,11 @@ class HttpForwarder(Forwarder):
 
     def deliver(self, outbox: Outbox, entries: list) -> None:
         res = self._post(entries)
-        if res.status_code in (400, 413, 422) and len(entries) > 1:
-            # something in the batch is refused for good: send one by one to set only that one aside
-            for e in entries:
-                self.deliver(outbox, [e])
-            return
-        if res.status_code in (400, 413, 422):
+        if refused_for_good(res.status_code):
+            if len(entries) > 1:  # something in the batch is refused: one by one, to set only that one aside
+                for e in entries:
+                    self.deliver(outbox, [e])
+                return
             reason = f"{res.status_code}: {res.text[:300]}"
             outbox.mark(self.dest, [entries[0].inspection_id], STATE_REJECTED, reason)
             REJECTED.labels(dest=self.dest).inc()
@@ -125,10 +156,16 @@ class HttpForwarder(Forwarder):
             return
         if res.status_code != 200:
             raise RuntimeError(f"results service answered {res.status_code}: {res.text[:200]}")
-        for e in entries:
+        acked = acknowledged_ids(res)
+        done = [e for e in entries if e.inspection_id in acked]
+        for e in done:
             self._upload_images(e)
-        outbox.mark(self.dest, [e.inspection_id for e in entries])
-        DELIVERED.labels(dest=self.dest).inc(len(entries))
+        outbox.mark(self.dest, [e.inspection_id for e in done])
+        DELIVERED.labels(dest=self.dest).inc(len(done))
+        if len(done) < len(entries):
+            UNACKNOWLEDGED.labels(dest=self.dest).inc(len(entries) - len(done))
+            raise RuntimeError(f"results service acknowledged {len(done)} of {len(entries)} results; the rest "
+                               "is sent again")
 
     def _upload_images(self, entry) -> None:
         for kind, path in (("original", entry.original_path), ("overlay", entry.overlay_path)):

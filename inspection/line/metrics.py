@@ -32,3 +32,5 @@ STAGE_RESTARTS = Counter("line_stage_restarts_total", "Stage restarts by the sup
                          registry=REGISTRY)
 STAGE_UP = Gauge("line_stage_up", "1 while the stage's thread runs", ["stage"], registry=REGISTRY)
 STATE = Gauge("line_state", "1 for the runner's current state", ["state"], registry=REGISTRY)
+UNACKNOWLEDGED = Counter("line_unacknowledged_total", "Results sent but not named in the far side's acknowledgement "
+                         "(sent again)", ["dest"], registry=REGISTRY)
