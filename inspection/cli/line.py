@@ -32,9 +32,11 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _run_until(runner: LineRunner, stop: threading.Event, duration: float | None) -> None:
-    """Until a signal, the duration, a finite source's end, or an unrecoverable error."""
+    """Until a signal, the duration, a finite source's end, or an unrecoverable error (a full outbox disk is
+    not one: the runner waits for space and resumes)."""
     deadline = time.monotonic() + duration if duration else None
-    while not stop.is_set() and not runner.finished.is_set() and runner.state != "error":
+    while not stop.is_set() and not runner.finished.is_set() and not runner.fatal.is_set():
+        runner.check()
         stop.wait(0.1)
         if deadline and time.monotonic() > deadline:
             break

@@ -209,11 +209,18 @@ class MqttForwarder(Forwarder):
         self.client.reconnect_delay_set(min_delay=0.2, max_delay=5)  # type: ignore[arg-type]  # paho takes seconds as float
         self.client.on_connect = self._on_connect
         self.connected = threading.Event()
+        self.status = "online"  # retained at .../status: online, or "error: ..." while the station is in error
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _props):
         if not reason_code.is_failure:
-            client.publish(self.status_topic, "online", qos=1, retain=True)
+            client.publish(self.status_topic, self.status, qos=1, retain=True)
             self.connected.set()
+
+    def set_status(self, status: str) -> None:
+        """Say the station's state on the retained status topic (again on every reconnect)."""
+        self.status = status
+        if self.connected.is_set():
+            self.client.publish(self.status_topic, status, qos=1, retain=True)
 
     def setup(self) -> None:
         self.client.on_disconnect = lambda *_a: self.connected.clear()

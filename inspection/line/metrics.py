@@ -34,3 +34,4 @@ STAGE_UP = Gauge("line_stage_up", "1 while the stage's thread runs", ["stage"], 
 STATE = Gauge("line_state", "1 for the runner's current state", ["state"], registry=REGISTRY)
 UNACKNOWLEDGED = Counter("line_unacknowledged_total", "Results sent but not named in the far side's acknowledgement "
                          "(sent again)", ["dest"], registry=REGISTRY)
+OUTBOX_FULL = Gauge("line_outbox_disk_full", "1 while the outbox's disk is full (inspection paused)", registry=REGISTRY)

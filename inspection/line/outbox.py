@@ -137,7 +137,12 @@ class Outbox:
     def add(self, inspection_id: str, record: str, original: str | None = None, overlay: str | None = None) -> None:
         """Commit one result; when this returns, it is durable."""
         states = [PENDING if d in self.enabled else DELIVERED for d in DESTINATIONS]
-        self.db.execute(_INSERT, (inspection_id, record, original, overlay, time.time(), *states))
+        try:
+            self.db.execute(_INSERT, (inspection_id, record, original, overlay, time.time(), *states))
+        except sqlite3.Error:
+            if self.db.in_transaction:  # a full disk can leave the statement's transaction open
+                self.db.rollback()
+            raise
 
     def pending(self, dest: str, limit: int) -> list[Entry]:
         return [Entry(*r) for r in self.db.execute(_sql(dest).pending, (limit,)).fetchall()]

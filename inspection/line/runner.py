@@ -31,6 +31,7 @@ from inspection.line.stages import (
     InferenceStage,
     LineContext,
     LineCounters,
+    PublishHooks,
     PublishSettings,
     PublishStage,
 )
@@ -74,6 +75,7 @@ class LineRunner:
         self.stop_capture = threading.Event()
         self.stop_forwarding = threading.Event()
         self.finished = threading.Event()  # publish has ended: everything taken is committed or counted
+        self.fatal = threading.Event()  # stopped on an unrecoverable error (not a full disk: that resumes)
         self.counters = LineCounters()
         self.watchdog = SourceWatchdog(self.source, cfg.source.stall_timeout_s, self.stop_capture,
                                        on_state=_export_source_state, on_reopen=m.SOURCE_REOPENS.inc)
@@ -97,8 +99,9 @@ class LineRunner:
         images = LocalImages(cfg.images.dir, cfg.images.max_age_days, int(cfg.images.max_gb * 1024**3))
         stages = [CaptureStage(self.ctx, self.watchdog, capture_q, self.stop_capture),
                   InferenceStage(self.ctx, self.model, capture_q, result_q),
-                  PublishStage(self.ctx, self.publish_settings, result_q, images, self._wake_forwarders,
-                               self.finished.set, np.random.default_rng())]
+                  PublishStage(self.ctx, self.publish_settings, result_q, images,
+                               PublishHooks(self._wake_forwarders, self.finished.set, self._disk_full,
+                                            self._space_back, self.stop_capture), np.random.default_rng())]
         return Supervisor(stages, on_fatal=self.fail)
 
     def _make_forwarders(self) -> list[Forwarder]:
@@ -136,13 +139,43 @@ class LineRunner:
     def fail(self, reason: str) -> None:
         """Stop inspecting for good: state error with the reason; frames still queued are counted failed."""
         with self._state_lock:
-            if self._state == "error":
+            if self.fatal.is_set():
                 return
+            self.fatal.set()
             self.error = reason
             self._set_state("error")
         log.error("the line stops on an error: %s", reason)
         self.ctx.abort.set()
         self.stop_capture.set()
+        self._announce(f"error: {reason}")
+
+    def _disk_full(self, reason: str) -> None:
+        """The outbox's disk is full: stop taking frames (live ones are dropped and counted), say so, wait."""
+        with self._state_lock:
+            if self.fatal.is_set():
+                return
+            self.ctx.paused.set()
+            self.error = reason
+            self._set_state("error")
+        m.OUTBOX_FULL.set(1)
+        log.error("%s: inspection paused until there is space again", reason)
+        self._announce("error: outbox disk full")
+
+    def _space_back(self) -> None:
+        with self._state_lock:
+            if self.fatal.is_set():
+                return
+            self.ctx.paused.clear()
+            self.error = None
+            self._set_state("stopping" if self.stop_capture.is_set() else "running")
+        m.OUTBOX_FULL.set(0)
+        log.warning("the outbox has space again: inspection resumes")
+        self._announce("online")
+
+    def _announce(self, status: str) -> None:
+        for f in self.forwarders:
+            if isinstance(f, MqttForwarder):
+                f.set_status(status)
 
     def check(self) -> None:
         """Never a dead thread while the state says running: a stage or forwarder thread that ended
@@ -189,7 +222,7 @@ class LineRunner:
                 self._set_state("stopped")
 
     def wait(self, poll: float = 0.5) -> None:
-        """Block until a finite source is exhausted and everything committed, or the runner failed."""
+        """Block until a finite source is exhausted and everything committed (or counted failed)."""
         while not self.finished.wait(poll):
             self.check()
 

@@ -28,6 +28,7 @@ import numpy as np
 from inspection.errors import ImageError
 from inspection.imaging import as_rgb8, decode_image
 from inspection.line import metrics as m
+from inspection.line.backoff import Backoff
 from inspection.line.local_images import LocalImages
 from inspection.line.outbox import Outbox
 from inspection.model.runtime import InspectionModel
@@ -49,6 +50,10 @@ END = End()
 
 class FatalStageError(Exception):
     """A stage cannot go on (the outbox cannot be written): the runner stops inspecting with state error."""
+
+
+def disk_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
 @dataclass
@@ -87,6 +92,7 @@ class LineContext:
     counters: LineCounters
     source: FrameSource
     abort: threading.Event = field(default_factory=threading.Event)  # set on an unrecoverable error
+    paused: threading.Event = field(default_factory=threading.Event)  # set while the outbox's disk is full
 
     def frame_failed(self, frame: Frame, why: str) -> None:
         self.counters.count_failed()
@@ -130,6 +136,9 @@ class CaptureStage(Stage):
 
     def run(self) -> None:
         while not self.stop.is_set():
+            if self.ctx.paused.is_set() and not self.ctx.source.live:
+                self.stop.wait(0.2)  # the outbox is full: files wait where they are
+                continue
             try:
                 frame = self.watchdog.next_frame()
             except SourceFinished:
@@ -137,6 +146,11 @@ class CaptureStage(Stage):
             if frame is None:
                 continue
             self.ctx.counters.frames += 1
+            if self.ctx.paused.is_set():  # the outbox is full: a live frame cannot be kept, count it dropped
+                self.ctx.counters.dropped += 1
+                m.DROPPED.inc()
+                self.ctx.source.finished(frame, ok=False)
+                continue
             self.in_flight = frame
             m.FRAMES.inc()
             self._enqueue(frame)
@@ -225,14 +239,24 @@ class PublishSettings:
     latencies: list[float] = field(default_factory=list)  # capture -> commit, seconds (bounded; benchmarks)
 
 
+@dataclass
+class PublishHooks:
+    """How publish tells the runner what happened."""
+
+    on_commit: Callable[[], None]  # a result is durable: wake the forwarders
+    on_closed: Callable[[], None]  # publish has ended: everything taken is committed or counted
+    on_disk_full: Callable[[str], None]  # the outbox's disk is full: pause, report
+    on_space: Callable[[], None]  # space is back: resume
+    stopping: threading.Event  # the runner is stopping: give up waiting for space
+
+
 class PublishStage(Stage):
     name = "publish"
 
     def __init__(self, ctx: LineContext, settings: PublishSettings, inbox: queue.Queue, images: LocalImages,
-                 on_commit: Callable[[], None], on_closed: Callable[[], None], rng: np.random.Generator):
+                 hooks: PublishHooks, rng: np.random.Generator):
         super().__init__(ctx)
-        self.s, self.inbox, self.images, self.rng = settings, inbox, images, rng
-        self.on_commit, self.on_closed = on_commit, on_closed
+        self.s, self.inbox, self.images, self.rng, self.hooks = settings, inbox, images, rng, hooks
         self.outbox: Outbox | None = None
         self.last_prune = time.monotonic()
 
@@ -258,11 +282,10 @@ class PublishStage(Stage):
             self.in_flight = None
             self.done += 1
             self.ctx.source.finished(item.frame, ok=True)
-            self.on_commit()
+            self.hooks.on_commit()
             self.images.sweep()
             if time.monotonic() - self.last_prune > 5:  # delivered everywhere: no longer needed
-                outbox.prune()
-                self.last_prune = time.monotonic()
+                self._prune(outbox)
 
     def _commit(self, outbox: Outbox, item: Inspected, r: Inspection, image: np.ndarray) -> None:
         t0 = time.monotonic()
@@ -276,10 +299,7 @@ class PublishStage(Stage):
         if r.verdict == "FAIL" or (keep > 0 and self.rng.random() < keep):
             original, overlay = self.images.save(rid, image, render_overlay(image, r, self.s.overlay_reference))
         record.timings.publish_ms = (time.monotonic() - t0) * 1e3
-        try:
-            outbox.add(rid, record.model_dump_json(), original, overlay)
-        except sqlite3.Error as exc:  # disk full, read-only, I/O error: nothing more can be made durable
-            raise FatalStageError(f"outbox {self.s.outbox_path} cannot be written: {exc}") from exc
+        self._add(outbox, rid, record.model_dump_json(), original, overlay)
         done = time.monotonic()
         self.s.latencies.append(done - frame.captured_mono)
         if len(self.s.latencies) > 100_000:
@@ -290,6 +310,33 @@ class PublishStage(Stage):
             self.ctx.counters.passed += 1
         else:
             self.ctx.counters.rejected_parts += 1
+
+    def _prune(self, outbox: Outbox) -> None:
+        self.last_prune = time.monotonic()
+        try:
+            outbox.prune()
+        except sqlite3.Error as exc:  # a full disk: pruning waits for the next round, the commit decides
+            log.warning("outbox prune failed: %s", exc)
+
+    def _add(self, outbox: Outbox, rid: str, record: str, original: str | None, overlay: str | None) -> None:
+        """Commit, waiting while the disk is full (the runner pauses capture and says so); a read-only file or
+        an I/O error, or a stop while the disk is full, is fatal."""
+        backoff, full = Backoff(0.2, 5.0), False
+        while True:
+            try:
+                outbox.add(rid, record, original, overlay)
+                break
+            except sqlite3.Error as exc:
+                if not disk_full(exc):
+                    raise FatalStageError(f"outbox {self.s.outbox_path} cannot be written: {exc}") from exc
+                if self.hooks.stopping.is_set():
+                    raise FatalStageError(f"outbox disk full at stop ({self.s.outbox_path}: {exc})") from exc
+                if not full:
+                    full = True
+                    self.hooks.on_disk_full(f"outbox disk full ({self.s.outbox_path}: {exc})")
+                self.hooks.stopping.wait(backoff.next())
+        if full:
+            self.hooks.on_space()
 
     def drain_failed(self) -> None:
         while not isinstance(item := self.inbox.get(), End):
@@ -304,4 +351,4 @@ class PublishStage(Stage):
                 with contextlib.suppress(sqlite3.Error):
                     self.outbox.close()
         finally:
-            self.on_closed()
+            self.hooks.on_closed()
