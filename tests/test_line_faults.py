@@ -1,90 +1,69 @@
-"""Store-and-forward under faults, with the real parts: the results service in its own process, the real
-Mosquitto broker at 127.0.0.1:1883, and the runner killed with SIGKILL."""
+"""Store-and-forward under faults, with the real parts: the results service in its own process, a Mosquitto
+broker (the test's own on a free port when it must be stopped; the machine's shared one, under a unique
+topic prefix, otherwise), and the runner killed with SIGKILL."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
 
 import pytest
-from line_support import CLI, Subscriber, write_config
+from line_support import CLI, Mosquitto, Subscriber, wait_for, write_config
 from service_support import STATION, need_service
 
 from inspection.line.config import load_config
 from inspection.line.runner import LineRunner
 
-MOSQUITTO = ["mosquitto", "-d", "-c", "/etc/mosquitto/mosquitto.conf"]
-
-
-def _port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
-def restart_mosquitto() -> None:
-    """Stop the broker gracefully (it saves its persistent sessions) and start it with the same command."""
-    subprocess.run(["pkill", "-TERM", "-x", "mosquitto"], check=False)
-    deadline = time.monotonic() + 10
-    while _port_open(1883) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # the broker is down for a moment
-    subprocess.run(MOSQUITTO, check=True)
-    while not _port_open(1883) and time.monotonic() < deadline + 10:
-        time.sleep(0.05)
-
 
 @pytest.mark.slow
 def test_service_outage_and_broker_restart_lose_nothing(tmp_path, service_process):
-    need_service("Mosquitto", "127.0.0.1", 1883)
-    if shutil.which("mosquitto") is None:
-        pytest.skip("the mosquitto binary is needed to restart the broker")
+    broker = Mosquitto(tmp_path / "broker")  # the test's own broker: it is stopped and started mid-run
+    broker.start()
     service = service_process
     cfg_path = write_config(tmp_path / "station.toml", 'kind = "simulated"\nrate = 22\ndefect_rate = 0.1',
-                            service_url=service.url, mqtt_host="127.0.0.1")
+                            service_url=service.url, mqtt_host="127.0.0.1", mqtt_port=broker.port)
     text = cfg_path.read_text().replace(f'url = "{service.url}"', f'url = "{service.url}"\ntoken = "{service.edge}"')
     cfg_path.write_text(text)
     cfg = load_config(cfg_path)
-    sub = Subscriber(f"test/{STATION}/inspection/result", client_id=f"fault-test-{os.getpid()}")
+    sub = Subscriber(f"test/{STATION}/inspection/result", client_id=f"fault-test-{os.getpid()}", port=broker.port)
     sub.start()
     runner = LineRunner(cfg, flush_timeout=40)
+
+    def outbox(dest: str) -> int:
+        return runner.status()["outbox"][dest]["depth"]
+
     try:
         runner.start()
-        while runner.source_state != "running":
-            time.sleep(0.05)
+        wait_for(lambda: runner.source_state == "running", 30, "the source to run")
         t0 = time.monotonic()
-        time.sleep(6)
-        service.stop()  # the IT side goes away for 10 s
-        time.sleep(10)
+        wait_for(lambda: len(service.ids()) >= 60, 30, "results delivered to the service")
+        service.stop()  # the IT side goes away: results pile up in the outbox
+        wait_for(lambda: outbox("http") >= 150, 30, "150 results waiting for the service", poll=0.2)
         service.start()
-        time.sleep(3)
-        restart_mosquitto()  # the broker restarts mid-run
-        while time.monotonic() - t0 < 32:
-            time.sleep(0.2)
+        wait_for(lambda: outbox("http") < 20, 60, "the backlog delivered once the service is back", poll=0.2)
+        broker.stop()  # the broker restarts mid-run (gracefully: it keeps the subscriber's session)
+        wait_for(lambda: outbox("mqtt") >= 20, 30, "results waiting for the broker", poll=0.2)
+        broker.start()
+        wait_for(lambda: time.monotonic() - t0 >= 32 and outbox("mqtt") < 50, 90, "32 s of production", poll=0.2)
         produced_for = time.monotonic() - t0
         runner.stop()  # finishes frames in flight, then flushes the outbox
         st = runner.status()
+        total = st["results"]["PASS"] + st["results"]["FAIL"]
+        assert produced_for >= 30 and total >= 20 * 30, st
+        assert st["outbox"]["http"]["depth"] == 0 and st["outbox"]["mqtt"]["depth"] == 0, st
+        ids = service.ids()
+        assert len(ids) == total and len(set(ids)) == total  # every result, exactly once
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: set(ids) <= sub.ids, 20, "the subscriber to have every result", poll=0.2)
+        missing = set(ids) - sub.ids
+        assert not missing, f"{len(missing)} of {total} results never reached the MQTT subscriber"
     finally:
-        if not _port_open(1883):
-            subprocess.run(MOSQUITTO, check=False)
-    total = st["results"]["PASS"] + st["results"]["FAIL"]
-    assert produced_for >= 30 and total >= 20 * 30, st
-    assert st["outbox"]["http"]["depth"] == 0 and st["outbox"]["mqtt"]["depth"] == 0, st
-    ids = service.ids()
-    assert len(ids) == total and len(set(ids)) == total  # every result, exactly once
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not set(ids) <= sub.ids:
-        time.sleep(0.2)
-    sub.stop()
-    missing = set(ids) - sub.ids
-    assert not missing, f"{len(missing)} of {total} results never reached the MQTT subscriber"
+        sub.stop()
+        broker.stop()
 
 
 def _outbox_ids(path) -> tuple[set[str], set[str]]:
@@ -104,9 +83,9 @@ def test_kill_9_then_restart_loses_and_duplicates_nothing(tmp_path, service_proc
     runner = subprocess.Popen([*CLI, "run", "--config", str(cfg), "--duration", "120"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        time.sleep(7)
+        wait_for(lambda: len(service.ids()) >= 40, 60, "results delivered to the service", poll=0.2)
         service.stop()  # results pile up in the outbox
-        time.sleep(3)
+        wait_for(lambda: len(_outbox_ids(tmp_path / "outbox.db")[1]) >= 20, 30, "20 results waiting", poll=0.1)
         runner.send_signal(signal.SIGKILL)
         runner.wait(timeout=10)
     finally:
@@ -176,7 +155,9 @@ def test_sigterm_flushes_and_status_and_retained_topics(tmp_path, service_proces
     client.connect("127.0.0.1", 1883)
     client.subscribe(f"{prefix}/{STATION}/#", qos=1)
     client.loop_start()
-    time.sleep(1.5)
+    wanted = {f"{prefix}/{STATION}/status", f"{prefix}/{STATION}/inspection/last"}
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: wanted <= set(retained), 10, "the retained status and last result")
     held = dict(retained)  # what the broker held; the cleanup below echoes back empty payloads
     for topic in held:  # leave the shared broker clean: an empty retained payload deletes it
         client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
@@ -185,3 +166,33 @@ def test_sigterm_flushes_and_status_and_retained_topics(tmp_path, service_proces
     assert held.get(f"{prefix}/{STATION}/status") == b"offline"  # said on the way out
     last = json.loads(held[f"{prefix}/{STATION}/inspection/last"])
     assert last["inspection_id"] in ids
+
+
+def test_mqtt_last_will_says_offline_after_kill_9(tmp_path):
+    """Killed with SIGKILL, the runner cannot say goodbye: the broker publishes its Last Will (retained)."""
+    import paho.mqtt.client as mqtt
+
+    broker = Mosquitto(tmp_path / "broker")
+    broker.start()
+    cfg = write_config(tmp_path / "station.toml", 'kind = "simulated"\nrate = 5', mqtt_host="127.0.0.1",
+                       mqtt_port=broker.port)
+    seen: list[bytes] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda _c, _u, msg: seen.append(msg.payload)
+    client.connect("127.0.0.1", broker.port)
+    client.subscribe(f"test/{STATION}/status", qos=1)
+    client.loop_start()
+    runner = subprocess.Popen([*CLI, "run", "--config", str(cfg)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: seen and seen[-1] == b"online", 60, "the runner's online status")
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=10)
+        wait_for(lambda: seen[-1] == b"offline", 20, "the Last Will")
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        client.loop_stop()
+        client.disconnect()
+        broker.stop()
+    assert seen[-2:] == [b"online", b"offline"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
+from dataclasses import asdict
 
 import cv2
 import numpy as np
@@ -16,7 +18,9 @@ from inspection.cli import app
 from inspection.line.config import ConfigError, load_config, parse_config
 from inspection.line.outbox import REJECTED, Outbox
 from inspection.line.runner import LineRunner
-from inspection.sources.frames import OpenCVSource, SimulatedLine, SourceError
+from inspection.sources.camera import OpenCVSource
+from inspection.sources.frame import SourceError, SourceFinished
+from inspection.sources.simulated import SimulatedLine
 
 
 def test_config_errors_name_the_key(tmp_path):
@@ -70,7 +74,9 @@ def _jpeg(path, img):
 def test_watch_folder_inspects_once_and_moves_files_and_skips_corrupt_frames(tmp_path, samples):
     watch = tmp_path / "drop"
     watch.mkdir()
-    cfg = load_config(write_config(tmp_path / "s.toml", f'kind = "watch"\npath = "{watch}"'))
+    # results wait for a service that is down (port 9); MQTT is switched off, so nothing may wait for it
+    cfg = load_config(write_config(tmp_path / "s.toml", f'kind = "watch"\npath = "{watch}"',
+                                   service_url="http://127.0.0.1:9"))
     runner = LineRunner(cfg)
     runner.start()
     try:
@@ -93,8 +99,11 @@ def test_watch_folder_inspects_once_and_moves_files_and_skips_corrupt_frames(tmp
     st = runner.status()
     assert st["source"]["corrupt"] == 3 and st["results"] == {"PASS": 2, "FAIL": 1}
     box = Outbox(cfg.outbox)
-    assert box.stats()["http"]["depth"] == 0 and box.stats()["mqtt"]["depth"] == 0  # no destinations: none waits
+    waiting = box.pending("http", 100)
+    assert box.stats()["http"].depth == 3 and box.stats()["mqtt"].depth == 0  # switched off: not queued
     box.close()
+    verdicts = sorted(json.loads(e.record)["verdict"] for e in waiting)
+    assert verdicts == ["FAIL", "PASS", "PASS"]  # the three committed results, each once
     # the FAIL's images were kept locally
     assert len(list((tmp_path / "images").rglob("*-overlay.jpg"))) >= 1
 
@@ -117,7 +126,7 @@ def test_live_source_keeps_the_freshest_frame_and_counts_drops(tmp_path):
     runner = LineRunner(cfg)
     runner.start()
     deadline = time.monotonic() + 60
-    while runner.counts["frames"] < 300 and time.monotonic() < deadline:
+    while runner.counters.frames < 300 and time.monotonic() < deadline:
         time.sleep(0.1)
     runner.stop()
     st = runner.status()
@@ -130,8 +139,13 @@ def test_watchdog_reopens_a_dead_stream_and_stops_promptly(tmp_path):
     cfg = load_config(write_config(tmp_path / "s.toml", 'kind = "stream"\nurl = "rtsp://127.0.0.1:9/none"'))
     runner = LineRunner(cfg)
     runner.start()
-    time.sleep(2)
-    assert runner.status()["source"]["state"] in ("error", "connecting")
+    seen = set()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not ("error" in seen and runner.watchdog.open_failures >= 2):
+        seen.add(runner.status()["source"]["state"])
+        time.sleep(0.02)
+    assert "error" in seen and runner.watchdog.open_failures >= 2, seen  # failed, then tried again
+    assert "running" not in seen and runner.status()["state"] == "running"  # a source fault is not a runner error
     t = time.monotonic()
     runner.stop()
     assert time.monotonic() - t < 15
@@ -159,8 +173,8 @@ class _StallingSource(SimulatedLine):
 
 def test_watchdog_notices_a_stall_and_reopens(tmp_path):
     cfg = load_config(write_config(tmp_path / "s.toml", 'kind = "simulated"\nstall_timeout_s = 0.5'))
-    runner = LineRunner(cfg)
-    runner.source = _StallingSource()
+    source = _StallingSource()
+    runner = LineRunner(cfg, source=source)
     runner.start()
     deadline = time.monotonic() + 6
     while time.monotonic() < deadline and runner.source.opens < 3:
@@ -182,7 +196,7 @@ def test_opencv_video_file_source(tmp_path, samples):
     try:
         while True:
             frames.append(src.read(1.0))
-    except Exception as exc:
+    except SourceFinished as exc:
         assert type(exc).__name__ == "SourceFinished"
     assert len(frames) == 3 and frames[0].image.shape == (256, 256, 3)
     with pytest.raises(SourceError, match="no such video file"):
@@ -197,7 +211,7 @@ def test_image_disk_full_does_not_stop_inspection(tmp_path):
     runner = LineRunner(cfg)
     runner.start()
     deadline = time.monotonic() + 20
-    while runner.counts["FAIL"] < 10 and time.monotonic() < deadline:
+    while runner.counters.rejected_parts < 10 and time.monotonic() < deadline:
         time.sleep(0.1)
     runner.stop()
     st = runner.status()
@@ -220,15 +234,15 @@ def test_outbox_survives_reopen_and_sets_poison_aside(tmp_path):
     box.mark("mqtt", ["id0", "id1", "id2", "id3"])
     assert box.prune() == 2  # id0, id1 delivered everywhere; id2 kept (rejected, for a person to look at)
     stats = box.stats()
-    assert stats["http"] == {"depth": 2, "oldest_age_s": stats["http"]["oldest_age_s"], "rejected": 1}
-    assert stats["mqtt"]["depth"] == 1  # id4
+    assert asdict(stats["http"]) == {"depth": 2, "oldest_age_s": stats["http"].oldest_age_s, "rejected": 1}
+    assert stats["mqtt"].depth == 1  # id4
     box.close()
 
 
 def test_local_image_retention_by_age_and_bytes(tmp_path):
     import os
 
-    from inspection.line.runner import LocalImages
+    from inspection.line.local_images import LocalImages
 
     store = LocalImages(tmp_path / "img", max_age_days=1, max_bytes=10_000)
     img = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
@@ -241,3 +255,43 @@ def test_local_image_retention_by_age_and_bytes(tmp_path):
     sizes = sum(os.path.getsize(f) for f in files if os.path.exists(f))
     assert removed >= 2 and not any(os.path.exists(f) for f in files[:2])  # too old
     assert sizes <= 10_000 and os.path.exists(files[-1])  # then oldest first until under the byte limit
+
+
+def test_command_line_options_win_over_the_station_file(tmp_path, service_process):
+    import os
+    import subprocess
+
+    from line_support import CLI
+
+    service = service_process
+    cfg = write_config(tmp_path / "s.toml", 'kind = "simulated"\nrate = 5', service_url="http://127.0.0.1:9")
+    flag_outbox = tmp_path / "flag" / "outbox.db"
+    env = {**os.environ, "INSPECTION_SERVICE_TOKEN": service.edge}
+    res = subprocess.run([*CLI, "run", "--config", str(cfg), "--service-url", service.url, "--rate", "37",
+                          "--outbox", str(flag_outbox), "--duration", "3", "--flush-timeout", "20"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "simulated flange line at 37/s" in res.stdout  # --rate, not the file's 5
+    assert flag_outbox.is_file() and not (tmp_path / "outbox.db").exists()  # --outbox, not the file's
+    summary = next(line for line in res.stdout.splitlines() if " PASS, " in line).split()
+    committed = int(summary[0]) + int(summary[2])  # "N PASS, M FAIL, ..."
+    assert "undelivered: http 0" in res.stdout
+    assert len(service.ids()) == committed > 0  # delivered to --service-url, not the file's port 9
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_pass_images_are_sampled_by_keep_pass_fraction(tmp_path, samples, fraction):
+    folder = tmp_path / "in"
+    shutil.copytree(samples / "flange" / "test" / "good", folder)
+    cfg = load_config(write_config(tmp_path / "s.toml", f'kind = "folder"\npath = "{folder}"'))
+    cfg.images.keep_pass_fraction = fraction
+    runner = LineRunner(cfg)
+    runner.start()
+    runner.wait()
+    runner.stop()
+    results = runner.status()["results"]
+    originals = list((tmp_path / "images").rglob("*-original.png"))
+    overlays = list((tmp_path / "images").rglob("*-overlay.jpg"))
+    assert results["PASS"] >= 6  # enough PASS parts for the sampling to show
+    expected = results["FAIL"] + (results["PASS"] if fraction == 1.0 else 0)  # every FAIL is always kept
+    assert len(originals) == len(overlays) == expected

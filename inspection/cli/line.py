@@ -2,15 +2,52 @@
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from inspection.cli.common import fail
 from inspection.errors import InspectionError
+
+if TYPE_CHECKING:
+    from inspection.line.config import StationConfig
+    from inspection.line.runner import LineRunner
+    from inspection.schema import StationContext
+
+EXIT_LINE_ERROR = 3  # the station stopped on an unrecoverable error (state error): let systemd restart it
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _run_until(runner: LineRunner, stop: threading.Event, duration: float | None) -> None:
+    """Until a signal, the duration, a finite source's end, or an unrecoverable error (a full outbox disk is
+    not one: the runner waits for space and resumes)."""
+    deadline = time.monotonic() + duration if duration else None
+    while not stop.is_set() and not runner.finished.is_set() and not runner.fatal.is_set():
+        runner.check()
+        stop.wait(0.1)
+        if deadline and time.monotonic() > deadline:
+            break
+
+
+def _summary(runner: LineRunner) -> str:
+    st = runner.snapshot()
+    src = st.source
+    return (f"{st.results['PASS']} PASS, {st.results['FAIL']} FAIL, {src.dropped} dropped, {src.corrupt} corrupt, "
+            f"{src.failed} failed of {src.frames} frames; undelivered: "
+            + ", ".join(f"{d} {s.depth}" for d, s in st.outbox.items()))
 
 
 def run(
@@ -26,10 +63,9 @@ def run(
     flush_timeout: Annotated[float, typer.Option(help="At stop, seconds to keep delivering the outbox.")] = 10.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
 ) -> None:
-    """Run one inspection station: frames in, verdicts out, store-and-forward to the service and MQTT."""
+    """Run one inspection station: frames in, verdicts out, store-and-forward to the service and MQTT.
+    Exits 3 when the station stopped on an unrecoverable error (state error in /status)."""
     import logging
-    import signal
-    import threading
 
     from inspection.line.config import load_config
     from inspection.line.runner import LineRunner
@@ -46,25 +82,53 @@ def run(
     if cfg.service.url and not cfg.service.secret():
         typer.secho(f"warning: no service token (service.token, or ${cfg.service.token_env}); the service will "
                     "refuse results unless it runs --insecure-local", fg=typer.colors.YELLOW, err=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = _stop_on_signals()
     runner.start()
     links = ", ".join(f.dest for f in runner.forwarders) or "none (outbox only)"
     typer.echo(f"station {runner.station.path}: {runner.source.name}, model {runner.model.info.name} "
                f"v{runner.model.info.version}; delivering to {links}"
                + (f"; status http://{cfg.status.host}:{cfg.status.port}/status" if cfg.status.port else ""))
-    deadline = time.monotonic() + duration if duration else None
-    while not stop.is_set() and not runner.finished.is_set():
-        stop.wait(0.2)
-        if deadline and time.monotonic() > deadline:
-            break
+    _run_until(runner, stop, duration)
     typer.echo("stopping: finishing frames in flight and flushing the outbox ...")
     runner.stop()
-    st = runner.status()
-    typer.echo(f"{st['results']['PASS']} PASS, {st['results']['FAIL']} FAIL, {st['source']['dropped']} dropped, "
-               f"{st['source']['corrupt']} corrupt; undelivered: "
-               + ", ".join(f"{d} {s['depth']}" for d, s in st["outbox"].items()))
+    typer.echo(_summary(runner))
+    if runner.state == "error":
+        typer.secho(f"error: the station stopped: {runner.error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(EXIT_LINE_ERROR)
+
+
+def _start_demo_service(port: int, db: str, workdir: Path) -> subprocess.Popen:
+    import httpx
+
+    service = subprocess.Popen([sys.executable, "-m", "inspection.cli", "serve", "--insecure-local", "--port",
+                                str(port), "--database-url", db, "--image-dir", str(workdir / "service-images"),
+                                "--stale-seconds", "5"])
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return service
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or service.poll() is not None:
+            service.terminate()
+            raise fail(f"the results service did not start on port {port}")
+        time.sleep(0.2)
+
+
+def _demo_config(station: StationContext, workdir: Path, port: int, part: str, rate: float, defect_rate: float,
+                 mqtt_up: bool) -> StationConfig:
+    from inspection.line.config import parse_config
+    from inspection.model.shipped import demo_model_path
+
+    return parse_config({
+        "station": station.model_dump(), "outbox": str(workdir / "outbox.db"),
+        "model": {"path": str(demo_model_path(part))},
+        "source": {"kind": "simulated", "part_type": part, "rate": rate, "defect_rate": defect_rate},
+        "images": {"dir": str(workdir / "images"), "keep_pass_fraction": 0.05},
+        "service": {"url": f"http://127.0.0.1:{port}"},
+        "mqtt": {"host": "127.0.0.1" if mqtt_up else None, "topic_prefix": "demo"},
+        "status": {"port": 0}}, "demo")
 
 
 def demo(
@@ -78,16 +142,9 @@ def demo(
 ) -> None:
     """The whole product on this machine: a simulated line, the shipped model, the results service and the
     operator page on localhost (no tokens: --insecure-local), and MQTT when a broker runs on 1883."""
-    import socket
-    import subprocess
-
-    import httpx
-
     from edge_service import store
     from inspection.cli.service import service_engine
-    from inspection.line.config import parse_config
     from inspection.line.runner import LineRunner
-    from inspection.model.shipped import demo_model_path
     from inspection.schema import StationContext
 
     if part not in ("flange", "knurled_plate"):
@@ -98,47 +155,18 @@ def demo(
     store.add_station(service_engine(db), station)
     with socket.socket() as probe:
         mqtt_up = probe.connect_ex(("127.0.0.1", 1883)) == 0
-    service = subprocess.Popen([sys.executable, "-m", "inspection.cli", "serve", "--insecure-local", "--port",
-                                str(port), "--database-url", db, "--image-dir", str(workdir / "service-images"),
-                                "--stale-seconds", "5"])
+    service = _start_demo_service(port, db, workdir)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or service.poll() is not None:
-                raise fail(f"the results service did not start on port {port}")
-            time.sleep(0.2)
-        cfg = parse_config({
-            "station": station.model_dump(), "outbox": str(workdir / "outbox.db"),
-            "model": {"path": str(demo_model_path(part))},
-            "source": {"kind": "simulated", "part_type": part, "rate": rate, "defect_rate": defect_rate},
-            "images": {"dir": str(workdir / "images"), "keep_pass_fraction": 0.05},
-            "service": {"url": f"http://127.0.0.1:{port}"},
-            "mqtt": {"host": "127.0.0.1" if mqtt_up else None, "topic_prefix": "demo"},
-            "status": {"port": 0}}, "demo")
-        runner = LineRunner(cfg)
+        runner = LineRunner(_demo_config(station, workdir, port, part, rate, defect_rate, mqtt_up))
         runner.start()
         typer.secho(f"\n  operator page:  http://127.0.0.1:{port}/#station={station.path}\n"
                     f"  API docs:       http://127.0.0.1:{port}/docs\n"
                     f"  MQTT:           {'demo/' + station.path + '/inspection/result' if mqtt_up else 'no broker'}"
                     f"\n  simulated {part} line at {rate:g} parts/s; Ctrl-C stops\n", fg=typer.colors.GREEN)
-        import signal
-        import threading
-
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        end = time.monotonic() + duration if duration else None
-        while not stop.wait(0.5):
-            if end and time.monotonic() > end:
-                break
+        _run_until(runner, _stop_on_signals(), duration)
         runner.stop()
-        st = runner.status()
-        typer.echo(f"{st['results']['PASS']} PASS, {st['results']['FAIL']} FAIL delivered to the service")
+        st = runner.snapshot()
+        typer.echo(f"{st.results['PASS']} PASS, {st.results['FAIL']} FAIL delivered to the service")
     finally:
         service.terminate()
         service.wait(timeout=20)

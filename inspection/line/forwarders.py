@@ -1,23 +1,26 @@
 """Delivering the outbox: to the results service over HTTP and to the plant's MQTT broker.
 
 Both run in their own threads, read the outbox in order, and mark entries delivered only once the far side
-acknowledged them (HTTP 200 listing the id as stored or duplicate; MQTT PUBACK at QoS 1). Anything else is
-retried with exponential backoff and jitter, so results wait in the outbox while a link is down and none is
-lost. Secrets (token, password) are never logged.
+acknowledged them (HTTP 200 with the service's acknowledgement naming the id as stored or duplicate; MQTT
+PUBACK at QoS 1). A result the service refuses with a 4xx is set aside (rejected, kept, re-queueable) so the
+queue keeps moving; anything else (5xx, a wrong answer, the link down) is retried with exponential backoff and
+full jitter, so results wait in the outbox while a link is down and none is lost. Secrets (token, password)
+are never logged.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import paho.mqtt.client as mqtt
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from inspection.line.metrics import DELIVERED, DELIVERY_ERRORS, REJECTED
+from inspection.line.backoff import Backoff
+from inspection.line.metrics import DELIVERED, DELIVERY_ERRORS, REJECTED, UNACKNOWLEDGED
 from inspection.line.outbox import REJECTED as STATE_REJECTED
 from inspection.line.outbox import Outbox
 from inspection.schema import StationContext
@@ -25,20 +28,7 @@ from inspection.schema import StationContext
 log = logging.getLogger("inspection.forward")
 
 
-class Backoff:
-    def __init__(self, base: float = 0.25, cap: float = 15.0):
-        self.base, self.cap, self.failures = base, cap, 0
-
-    def reset(self) -> None:
-        self.failures = 0
-
-    def next(self) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2^n)]."""
-        self.failures += 1
-        return random.uniform(0, min(self.cap, self.base * 2 ** self.failures))
-
-
-class _Forwarder(threading.Thread):
+class Forwarder(threading.Thread):
     dest = ""
 
     def __init__(self, outbox_path: Path, batch: int, stop: threading.Event):
@@ -56,34 +46,45 @@ class _Forwarder(threading.Thread):
         return self.drain_deadline is None or time.monotonic() > self.drain_deadline
 
     def run(self) -> None:
-        outbox = Outbox(self.outbox_path)
+        outbox: Outbox | None = None
         try:
+            outbox = Outbox(self.outbox_path)
             self.setup()
-            while not self._stopping():
-                entries = outbox.pending(self.dest, self.batch)
-                if not entries:
-                    if self.stop_event.is_set():
-                        break  # drained
-                    self.wake.wait(0.2)
-                    self.wake.clear()
-                    continue
-                try:
-                    self.deliver(outbox, entries)
-                    self.backoff.reset()
-                    self.state, self.last_error = "delivering", None
-                except Exception as exc:  # the link is down or refusing: wait and retry the same entries
-                    DELIVERY_ERRORS.labels(dest=self.dest).inc()
-                    self.state, self.last_error = "retrying", str(exc)[:300]
-                    delay = self.backoff.next()
-                    log.warning("%s delivery failed (%s); retrying in %.1f s", self.dest, self.last_error, delay)
-                    if self.stop_event.is_set():  # draining at shutdown: retry soon, within the flush time
-                        time.sleep(min(delay, 0.5))
-                    else:
-                        self.stop_event.wait(delay)
+            self._loop(outbox)
+        except Exception as exc:  # the outbox cannot be read: the runner sees this thread end and reports it
+            log.exception("%s forwarder stopped", self.dest)
+            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
         finally:
-            self.teardown()
-            outbox.close()
+            try:
+                self.teardown()
+            except Exception:
+                log.exception("%s forwarder: teardown failed", self.dest)
+            if outbox is not None:
+                outbox.close()
             self.state = "stopped"
+
+    def _loop(self, outbox: Outbox) -> None:
+        while not self._stopping():
+            entries = outbox.pending(self.dest, self.batch)
+            if not entries:
+                if self.stop_event.is_set():
+                    break  # drained
+                self.wake.wait(0.2)
+                self.wake.clear()
+                continue
+            try:
+                self.deliver(outbox, entries)
+                self.backoff.reset()
+                self.state, self.last_error = "delivering", None
+            except Exception as exc:  # the link is down or refusing: wait and retry the same entries
+                DELIVERY_ERRORS.labels(dest=self.dest).inc()
+                self.state, self.last_error = "retrying", str(exc)[:300]
+                delay = self.backoff.next()
+                log.warning("%s delivery failed (%s); retrying in %.1f s", self.dest, self.last_error, delay)
+                if self.stop_event.is_set():  # draining at shutdown: retry soon, within the flush time
+                    time.sleep(min(delay, 0.5))
+                else:
+                    self.stop_event.wait(delay)
 
     def setup(self) -> None: ...
 
@@ -93,7 +94,36 @@ class _Forwarder(threading.Thread):
         raise NotImplementedError
 
 
-class HttpForwarder(_Forwarder):
+RETRIED_4XX = frozenset({401, 408, 425, 429})  # the box's credentials or the server's load, not the result
+
+
+def refused_for_good(status: int) -> bool:
+    """A 4xx refuses the result itself (invalid, too big, another station's): retrying cannot help. 401 (the
+    token), 408, 425 and 429 (timing, load) and every 5xx are retried with backoff instead."""
+    return 400 <= status < 500 and status not in RETRIED_4XX
+
+
+class IngestAck(BaseModel):
+    """The results service's answer to a batch: the ids it stored and the ones it already had."""
+
+    model_config = ConfigDict(strict=True)
+
+    stored: list[str]
+    duplicates: list[str]
+
+
+def acknowledged_ids(res: httpx.Response) -> set[str]:
+    """The ids the service's own acknowledgement names; an answer that is not one raises RuntimeError."""
+    try:
+        ack = IngestAck.model_validate_json(res.content)
+    except ValidationError:
+        ctype = res.headers.get("content-type", "no content type")
+        raise RuntimeError(f"answer 200 ({ctype}) is not the results service's acknowledgement: "
+                           f"{res.text[:120]!r}") from None
+    return set(ack.stored) | set(ack.duplicates)
+
+
+class HttpForwarder(Forwarder):
     """Batches to ``POST /api/v1/results``, then the images to ``PUT .../images/{kind}``."""
 
     dest = "http"
@@ -114,12 +144,11 @@ class HttpForwarder(_Forwarder):
 
     def deliver(self, outbox: Outbox, entries: list) -> None:
         res = self._post(entries)
-        if res.status_code in (400, 413, 422) and len(entries) > 1:
-            # something in the batch is refused for good: send one by one to set only that one aside
-            for e in entries:
-                self.deliver(outbox, [e])
-            return
-        if res.status_code in (400, 413, 422):
+        if refused_for_good(res.status_code):
+            if len(entries) > 1:  # something in the batch is refused: one by one, to set only that one aside
+                for e in entries:
+                    self.deliver(outbox, [e])
+                return
             reason = f"{res.status_code}: {res.text[:300]}"
             outbox.mark(self.dest, [entries[0].inspection_id], STATE_REJECTED, reason)
             REJECTED.labels(dest=self.dest).inc()
@@ -127,10 +156,16 @@ class HttpForwarder(_Forwarder):
             return
         if res.status_code != 200:
             raise RuntimeError(f"results service answered {res.status_code}: {res.text[:200]}")
-        for e in entries:
+        acked = acknowledged_ids(res)
+        done = [e for e in entries if e.inspection_id in acked]
+        for e in done:
             self._upload_images(e)
-        outbox.mark(self.dest, [e.inspection_id for e in entries])
-        DELIVERED.labels(dest=self.dest).inc(len(entries))
+        outbox.mark(self.dest, [e.inspection_id for e in done])
+        DELIVERED.labels(dest=self.dest).inc(len(done))
+        if len(done) < len(entries):
+            UNACKNOWLEDGED.labels(dest=self.dest).inc(len(entries) - len(done))
+            raise RuntimeError(f"results service acknowledged {len(done)} of {len(entries)} results; the rest "
+                               "is sent again")
 
     def _upload_images(self, entry) -> None:
         for kind, path in (("original", entry.original_path), ("overlay", entry.overlay_path)):
@@ -152,7 +187,7 @@ def topic_base(prefix: str, station: StationContext) -> str:
     return "/".join([prefix.strip("/"), station.site, station.area, station.line, station.cell, station.station])
 
 
-class MqttForwarder(_Forwarder):
+class MqttForwarder(Forwarder):
     """QoS 1 results to ``<prefix>/<site>/<area>/<line>/<cell>/<station>/inspection/result``, the newest
     retained at ``.../inspection/last``, and a retained ``.../status`` (online; Last Will offline)."""
 
@@ -171,14 +206,21 @@ class MqttForwarder(_Forwarder):
         if username:
             self.client.username_pw_set(username, password)
         self.client.will_set(self.status_topic, "offline", qos=1, retain=True)
-        self.client.reconnect_delay_set(min_delay=0.2, max_delay=5)
+        self.client.reconnect_delay_set(min_delay=0.2, max_delay=5)  # type: ignore[arg-type]  # paho takes seconds as float
         self.client.on_connect = self._on_connect
         self.connected = threading.Event()
+        self.status = "online"  # retained at .../status: online, or "error: ..." while the station is in error
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _props):
         if not reason_code.is_failure:
-            client.publish(self.status_topic, "online", qos=1, retain=True)
+            client.publish(self.status_topic, self.status, qos=1, retain=True)
             self.connected.set()
+
+    def set_status(self, status: str) -> None:
+        """Say the station's state on the retained status topic (again on every reconnect)."""
+        self.status = status
+        if self.connected.is_set():
+            self.client.publish(self.status_topic, status, qos=1, retain=True)
 
     def setup(self) -> None:
         self.client.on_disconnect = lambda *_a: self.connected.clear()

@@ -24,3 +24,14 @@ OUTBOX_AGE = Gauge("line_outbox_oldest_age_seconds", "Age of the oldest undelive
                    registry=REGISTRY)
 IMAGE_ERRORS = Counter("line_image_write_errors_total", "Local images that could not be written (disk full, ...)",
                        registry=REGISTRY)
+FAILED = Counter("line_frames_failed_total", "Frames taken but neither inspected and committed: a stage crashed "
+                 "on them or the runner stopped on an error", registry=REGISTRY)
+STAGE_CRASHES = Counter("line_stage_crashes_total", "Unexpected exceptions in a stage (logged with traceback)",
+                        ["stage"], registry=REGISTRY)
+STAGE_RESTARTS = Counter("line_stage_restarts_total", "Stage restarts by the supervisor", ["stage"],
+                         registry=REGISTRY)
+STAGE_UP = Gauge("line_stage_up", "1 while the stage's thread runs", ["stage"], registry=REGISTRY)
+STATE = Gauge("line_state", "1 for the runner's current state", ["state"], registry=REGISTRY)
+UNACKNOWLEDGED = Counter("line_unacknowledged_total", "Results sent but not named in the far side's acknowledgement "
+                         "(sent again)", ["dest"], registry=REGISTRY)
+OUTBOX_FULL = Gauge("line_outbox_disk_full", "1 while the outbox's disk is full (inspection paused)", registry=REGISTRY)

@@ -1,0 +1,61 @@
+"""The simulated line: the synthetic generator's parts arriving at a set rate and defect rate."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from inspection.evaluation.synthetic import DEFECT_KINDS, make_part, rng_for
+from inspection.sources.frame import Frame, FrameIds, now
+
+
+class SimulatedLine:
+    """The synthetic line: parts arrive at ``rate`` per second, a ``defect_rate`` share of them defective.
+
+    The generator is too slow to draw every part live on a small box, so a pool of distinct parts is drawn
+    at start (good parts and each defect kind) and parts are taken from it at random, each with its own
+    frame id, part id and capture time. Live: behaves like a camera.
+    """
+
+    live = True
+
+    def __init__(self, part_type: str = "flange", rate: float = 10.0, defect_rate: float = 0.1, seed: int = 0,
+                 pool_size: int = 40, size: int = 256):
+        self.part_type, self.rate, self.defect_rate, self.seed = part_type, rate, defect_rate, seed
+        self.pool_size, self.size = pool_size, size
+        self.name = f"simulated {part_type} line at {rate:g}/s"
+        self.good: list[np.ndarray] = []
+        self.bad: list[np.ndarray] = []
+        self.rng = np.random.default_rng(seed)
+        self.next_at = 0.0
+        self.ids = FrameIds()
+
+    def open(self) -> None:
+        if not self.good:
+            n_bad = max(len(DEFECT_KINDS), self.pool_size // 4)
+            for i in range(self.pool_size - n_bad):
+                self.good.append(make_part(self.part_type, rng_for(self.seed, "sim", "good", i), None, self.size).image)
+            for i in range(n_bad):
+                kind = DEFECT_KINDS[i % len(DEFECT_KINDS)]
+                self.bad.append(make_part(self.part_type, rng_for(self.seed, "sim", kind, i), kind, self.size).image)
+        self.next_at = time.monotonic()
+
+    def read(self, timeout: float) -> Frame | None:
+        wait = self.next_at - time.monotonic()
+        if wait > timeout:
+            time.sleep(timeout)
+            return None
+        if wait > 0:
+            time.sleep(wait)
+        self.next_at = max(self.next_at + 1.0 / self.rate, time.monotonic() - 1.0)
+        fid = self.ids.next()
+        pool = self.bad if self.rng.random() < self.defect_rate else self.good
+        image = pool[int(self.rng.integers(len(pool)))]
+        return Frame(fid, now(), f"sim#{fid}", image=image, part_id=f"SIM-{self.seed}-{fid:07d}")
+
+    def close(self) -> None:
+        pass
+
+    def finished(self, frame: Frame, ok: bool) -> None:
+        pass
