@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from inspection import __version__
-from inspection.cli import bench, dataset, line, model, service
+from inspection.cli import bench, dataset, line, model, plant, service
 
 
 def _version(value: bool) -> None:
@@ -35,3 +35,4 @@ app.add_typer(dataset.app, name="dataset")
 line.register(app)
 app.add_typer(bench.app, name="bench")
 service.register(app)
+plant.register(app)

@@ -143,6 +143,9 @@ class PlcHandshake:
         """``listener()`` is called (from any thread, outside the lock) after every change."""
         self._listeners.append(listener)
 
+    def unsubscribe(self, listener: Callable[[], None]) -> None:
+        self._listeners = [x for x in self._listeners if x != listener]
+
     # -- commands from the PLC ----------------------------------------------------------------------------
     def trigger(self, part_id: str = "") -> TriggerAnswer:
         """Take one trigger: it gets the next sequence number and is answered once (see the module doc)."""
