@@ -149,3 +149,34 @@ def test_writes_to_outputs_or_outside_the_map_get_illegal_address(station):
     assert plc.client.write_register(mm.STATUS, 1, device_id=1).exception_code == 2
     assert plc.client.read_holding_registers(50, count=2, device_id=1).exception_code == 2
     assert plc.read().status & mm.READY, "the station still answers"
+
+
+def test_trigger_is_taken_on_the_rising_edge_only(station):
+    """A PLC that writes its whole output block every cycle must not trigger again while Trigger stays up."""
+    core, plc = station
+    plc.inputs[mm.CONTROL] = mm.TRIGGER_BIT
+    for _ in range(3):
+        plc.write_inputs()
+    assert core.snapshot().counters.triggers == 1 and plc.read().has(mm.TRIGGER_ACK)
+    plc.inputs[mm.CONTROL] = 0
+    plc.write_inputs()
+    assert not plc.read().has(mm.TRIGGER_ACK)
+    wait_until(core, lambda: core.snapshot().ready)
+    plc.inputs[mm.CONTROL] = mm.TRIGGER_BIT
+    plc.write_inputs()
+    assert core.snapshot().counters.triggers == 2
+
+
+def test_raw_register_layout_is_as_documented(station):
+    """Checked on the raw registers, not through the shared codec: high word first, ASCII high byte first."""
+    core, plc = station
+    plc.client.write_registers(mm.PART_ID, [0x4142, 0x4300], device_id=1)  # "ABC"
+    plc.client.write_register(mm.CONTROL, mm.TRIGGER_BIT, device_id=1)
+    wait_until(core, lambda: core.snapshot().presented is not None)
+    raw = plc.client.read_holding_registers(100, count=56, device_id=1).registers
+    assert raw[3:5] == [0, 1], "trigger sequence u32 at 103-104, high word first"
+    assert raw[10:12] == [0, 1] and raw[12] == 0, "result sequence at 110-111, result error at 112"
+    assert raw[13:15] == [0, 1] and raw[15:17] == [0, 500], "score and threshold x1000 at 113-116"
+    assert raw[20:22] == [0x4142, 0x4300], "result part id at 120, first character in the high byte"
+    assert raw[0] & 0b1000 and raw[0] & 0b100000, "Status bit 3 Result Ready, bit 5 NG"
+    assert raw[40:42] == [0, 1], "trigger counter at 140-141"
