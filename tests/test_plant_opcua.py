@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import stat
+from datetime import UTC, datetime
 
 import pytest
 from asyncua import Client, ua
@@ -148,6 +149,9 @@ def test_recipes_and_result_variables(station):
         base = f"ResultManagement.{obj}."
         assert (plc.read(base + "PartId"), plc.read(base + "Recipe"), plc.read(base + "Verdict")) == ("R-1", 2, "NG")
         assert plc.read(base + "Score") == pytest.approx(0.001) and plc.read(base + "ModelVersion") == "fake-1"
+        stamp = plc.read(base + "Timestamp")
+        stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+        assert abs((datetime.now(UTC) - stamp).total_seconds()) < 60
     plc.acknowledge(0)
     assert plc.read("ResultManagement.Result.ResultReady") is False
     assert plc.read("ResultManagement.LastResult.SequenceNumber") == 1, "the last result stays for SCADA"
