@@ -212,3 +212,32 @@ def test_certificate_is_created_on_first_start_and_reused(tmp_path, certs):
     again = second.server.certificate
     second.close()
     assert again is not None and not again.created and again.sha1 == cert.sha1
+
+
+def test_a_subscribed_scada_client_is_told_of_every_result(station):
+    """SCADA subscribes to LastResult instead of polling; each result arrives as a data change."""
+    import threading
+
+    plc = station.plc()
+    seen: list[int] = []
+    changed = threading.Condition()
+
+    class Handler:
+        def datachange_notification(self, node, val, data):
+            with changed:
+                seen.append(val)
+                changed.notify_all()
+
+    async def subscribe():
+        sub = await plc.client.create_subscription(20, Handler())
+        await sub.subscribe_data_change(plc.node("ResultManagement.LastResult.SequenceNumber"))
+        return sub
+
+    sub = plc._run(subscribe())
+    for i in range(1, 6):
+        answer = plc.trigger(f"S{i}")
+        with changed:
+            assert changed.wait_for(lambda n=answer.sequence: n in seen, timeout=5), seen
+        assert plc.acknowledge(answer.sequence) == 0
+    plc._run(sub.delete())
+    assert [v for v in seen if v] == [1, 2, 3, 4, 5]

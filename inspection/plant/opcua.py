@@ -130,6 +130,7 @@ class OpcUaStation:
         self._nodes: dict[str, Node] = {}
         self._shown: dict[str, Any] = {}
         self._ns = 0
+        self._ua: Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._dirty: asyncio.Event | None = None
@@ -155,7 +156,8 @@ class OpcUaStation:
         self._loop = asyncio.get_running_loop()
         self._stop, self._dirty = asyncio.Event(), asyncio.Event()
         try:
-            server = await self._server()
+            server = await self._make_server()
+            await self._refresh()
             await server.start()
         except Exception as exc:  # asyncua raises OSError and others when it cannot bind or set up
             self._error = exc
@@ -182,10 +184,11 @@ class OpcUaStation:
         if self._loop and self._dirty:
             self._loop.call_soon_threadsafe(self._dirty.set)
 
-    async def _server(self) -> Server:
+    async def _make_server(self) -> Server:
         sec = self.security
         server = Server(user_manager=PasswordUsers(sec.users, sec.allow_anonymous, sec.allow_unencrypted))
         await server.init()
+        self._ua = server
         server.set_endpoint(self.endpoint)
         server.set_server_name("edge-inspection vision system")
         await server.set_application_uri(APP_URI)
@@ -270,8 +273,12 @@ class OpcUaStation:
         return []
 
     async def _refresh(self) -> None:
-        """Write the variables whose values changed since they were last shown."""
+        """Write the variables whose values changed since they were last shown (the server's direct write:
+        no per-write session and permission round, several times faster than Node.write_value)."""
+        assert self._ua is not None
+        stamp = ua.DateTime.now(UTC)
         for path, value in snapshot_values(self.core.snapshot()).items():
             if self._shown.get(path, ...) != value:
-                await self._nodes[path].write_value(ua.Variant(value, VARIABLE_TYPES[path]))
+                await self._ua.write_attribute_value(self._nodes[path].nodeid, ua.DataValue(
+                    ua.Variant(value, VARIABLE_TYPES[path]), SourceTimestamp=stamp, ServerTimestamp=stamp))
                 self._shown[path] = value
