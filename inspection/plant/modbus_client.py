@@ -20,7 +20,8 @@ class ModbusPlc:
 
     name = "modbus"
 
-    def __init__(self, host: str, port: int, timeout: float = 3.0):
+    def __init__(self, host: str, port: int, timeout: float = 3.0, poll_s: float = 0.001):
+        self.poll_s = poll_s
         self.client = ModbusTcpClient(host, port=port, timeout=timeout)
         if not self.client.connect():
             raise ModbusError(f"cannot connect to Modbus TCP {host}:{port}")
@@ -62,6 +63,10 @@ class ModbusPlc:
     def select_recipe(self, number: int) -> int:
         self.inputs[mm.RECIPE] = number
         return self._pulse(mm.RECIPE_BIT, mm.RECIPE_ACK).command_error
+
+    def wait_change(self) -> None:
+        """Modbus has no notifications: the PLC's scan cycle (1 ms) between polls."""
+        time.sleep(self.poll_s)
 
     def view(self) -> StationView:
         out = self.read()

@@ -31,6 +31,16 @@ _ACK_REFUSALS = {ua.StatusCodes.BadNotFound: ErrorCode.UNKNOWN_SEQUENCE,
                  ua.StatusCodes.BadSequenceNumberInvalid: ErrorCode.ACK_OUT_OF_ORDER}
 
 
+class _Notify:
+    """asyncua subscription handler: every data change sets the event the PLC loop waits on."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
+        self.event.set()
+
+
 class OpcUaPlc:
     """Connects at construction; raises the asyncua error (e.g. BadUserAccessDenied) when refused."""
 
@@ -42,6 +52,7 @@ class OpcUaPlc:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="opcua-client", daemon=True)
         self._thread.start()
+        self._changed = threading.Event()
         self.client = Client(endpoint, timeout=timeout)
         self.client.application_uri = CLIENT_URI
         try:
@@ -69,6 +80,9 @@ class OpcUaPlc:
         self._ns = ns
         self.vision_system = self.client.get_node(node_id(ns, ""))
         self._view_nodes = [self.client.get_node(node_id(ns, p)) for p in _VIEW]
+        # publishing interval 0: the server sends each data change at once (event-driven, no polling)
+        subscription = await self.client.create_subscription(0, _Notify(self._changed))
+        await subscription.subscribe_data_change(self._view_nodes)
 
     def node(self, path: str) -> Node:
         return self.client.get_node(node_id(self._ns, path))
@@ -111,7 +125,12 @@ class OpcUaPlc:
         self.last_status = "Good"
         return 0
 
+    def wait_change(self) -> None:
+        """Block until the station reports a change of what :meth:`view` shows (or 0.25 s pass)."""
+        self._changed.wait(0.25)
+
     def view(self) -> StationView:
+        self._changed.clear()
         ready, seq, verdict, error, part, score, state, buffered, depth, cmd = self._run(
             self.client.read_values(self._view_nodes))
         presented = PresentedView(int(seq), verdict, int(error), part, float(score)) if ready else None

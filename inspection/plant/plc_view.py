@@ -38,6 +38,10 @@ class PlcClient(Protocol):
 
     def view(self) -> StationView: ...
 
+    def wait_change(self) -> None:
+        """Block until what :meth:`view` shows may have changed (a notification, or one poll period)."""
+        ...
+
     def acknowledge(self, sequence: int) -> int:
         """Acknowledge; returns the station's error code for it (0 = done)."""
         ...

@@ -51,9 +51,9 @@ class SimReport:
                 + (f"{len(self.problems)} PROBLEMS" if self.problems else "every answer checked, no problems"))
 
 
-def wait_view(plc: PlcClient, predicate: Callable[[StationView], bool], timeout: float, poll_s: float,
-              what: str) -> StationView:
-    """Poll the station until ``predicate(view)`` holds (the PLC's scan loop); SimTimeout after ``timeout``."""
+def wait_view(plc: PlcClient, predicate: Callable[[StationView], bool], timeout: float, what: str) -> StationView:
+    """Read the station until ``predicate(view)`` holds, waiting for changes in between (a Modbus poll
+    period, an OPC UA data-change notification); SimTimeout after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         view = plc.view()
@@ -61,15 +61,14 @@ def wait_view(plc: PlcClient, predicate: Callable[[StationView], bool], timeout:
             return view
         if time.monotonic() > deadline:
             raise SimTimeout(f"{plc.name}: no {what} within {timeout:g} s (station: {view})")
-        if poll_s:
-            time.sleep(poll_s)
+        plc.wait_change()
 
 
 class PlcSimulator:
     """One simulated PLC on one station connection."""
 
-    def __init__(self, plc: PlcClient, timeout: float = 5.0, poll_s: float = 0.001):
-        self.plc, self.timeout, self.poll_s = plc, timeout, poll_s
+    def __init__(self, plc: PlcClient, timeout: float = 5.0):
+        self.plc, self.timeout = plc, timeout
         self.report = SimReport(plc.name)
         self.expected_seq: int | None = None
 
@@ -87,7 +86,7 @@ class PlcSimulator:
         return answer.sequence, answer.error
 
     def _await_result(self, seq: int) -> PresentedView:
-        view = wait_view(self.plc, lambda v: v.presented is not None, self.timeout, self.poll_s,
+        view = wait_view(self.plc, lambda v: v.presented is not None, self.timeout,
                          f"Result Ready for trigger {seq}")
         assert view.presented is not None
         if view.presented.sequence != seq:
@@ -116,7 +115,7 @@ class PlcSimulator:
     def one_part(self, part_id: str) -> None:
         view = self.plc.view()
         if not view.ready:
-            view = wait_view(self.plc, lambda v: v.ready, self.timeout, self.poll_s, "Ready")
+            view = wait_view(self.plc, lambda v: v.ready, self.timeout, "Ready")
         t0 = time.perf_counter()
         seq, error = self._trigger(part_id)
         if error not in (ErrorCode.NONE, ErrorCode.BUSY):
@@ -132,13 +131,13 @@ class PlcSimulator:
         taken: list[tuple[int, str]] = []
         for i in range(depth):
             part = f"BUF-{i}"
-            wait_view(self.plc, lambda v: v.ready, self.timeout, self.poll_s, "Ready while filling the buffer")
+            wait_view(self.plc, lambda v: v.ready, self.timeout, "Ready while filling the buffer")
             seq, error = self._trigger(part)
             if error != ErrorCode.NONE:
                 self._problem(f"buffer fill: trigger {seq} refused with {int(error)} at {i} of {depth}")
             taken.append((seq, part))
         full = wait_view(self.plc, lambda v: v.buffered == depth and v.busy and not v.ready and v.presented is not None,
-                         self.timeout, self.poll_s, "Busy with a full buffer")
+                         self.timeout, "Busy with a full buffer")
         seq, error = self._trigger("OVERFLOW")
         if error != ErrorCode.BUFFER_FULL:
             self._problem(f"trigger into a full buffer answered {int(error)}, expected {int(ErrorCode.BUFFER_FULL)}")
