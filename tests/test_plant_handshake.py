@@ -4,6 +4,7 @@ recipe errors; counters and states; thread safety."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from statistics import mean
 
 import pytest
@@ -211,3 +212,19 @@ def test_concurrent_triggers_and_acks_answer_each_sequence_exactly_once():
     assert not refused & set(accepted)
     c = core.snapshot().counters
     assert c.triggers == 300 and c.ok + c.ng + c.errors == 300 and c.refused == len(refused)
+
+
+def test_an_inspect_that_answers_for_another_sequence_is_an_inspection_error():
+    def confused(trigger):
+        return fake_inspect(replace(trigger, sequence=trigger.sequence + 1))
+
+    core = PlcHandshake(confused)
+    core.start()
+    try:
+        core.trigger("A")
+        wait_until(core, lambda: core.snapshot().presented is not None)
+        result = core.acknowledge(1)
+        assert (result.sequence, result.error) == (1, ErrorCode.INSPECTION_FAILED)
+        assert "sequence 2 for trigger 1" in result.message
+    finally:
+        core.stop()
