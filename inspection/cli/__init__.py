@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from inspection import __version__
-from inspection.cli import bench, dataset, line, model, outbox, service
+from inspection.cli import bench, dataset, line, model, outbox, plant, service
 
 
 def _version(value: bool) -> None:
@@ -36,3 +36,4 @@ line.register(app)
 app.add_typer(bench.app, name="bench")
 service.register(app)
 app.add_typer(outbox.app, name="outbox")
+plant.register(app)
