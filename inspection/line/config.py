@@ -39,7 +39,7 @@ class ModelSection(_Strict):
 
 
 class SourceSection(_Strict):
-    kind: Literal["simulated", "camera", "stream", "video", "folder", "watch"] = "simulated"
+    kind: Literal["simulated", "camera", "stream", "video", "folder", "watch", "gige"] = "simulated"
     # simulated
     part_type: Literal["knurled_plate", "flange"] = "flange"
     rate: float = Field(default=10.0, gt=0, le=1000, description="parts per second")
@@ -50,12 +50,18 @@ class SourceSection(_Strict):
     url: str | None = None
     path: Path | None = None
     loop: bool = False
+    # gige: GigE Vision camera through Aravis, by device id (as arv-tool-0.8 lists it) or IP address
+    camera_id: str | None = Field(default=None, min_length=1, max_length=256)
+    exposure_us: float | None = Field(default=None, gt=0, le=10_000_000)
+    gain_db: float | None = Field(default=None, ge=0, le=48)
+    trigger: Literal["software"] | None = Field(default=None, description="software: one frame per trigger")
     stall_timeout_s: float = Field(default=5.0, gt=0)
     queue_size: int = Field(default=4, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _needs(self):
-        need = {"camera": "device", "stream": "url", "video": "path", "folder": "path", "watch": "path"}.get(self.kind)
+        need = {"camera": "device", "stream": "url", "video": "path", "folder": "path", "watch": "path",
+                "gige": "camera_id"}.get(self.kind)
         if need and getattr(self, need) is None:
             raise ValueError(f"source kind {self.kind!r} needs source.{need}")
         return self

@@ -32,4 +32,8 @@ def make_source(s: SourceSection) -> FrameSource:
         return OpenCVSource(str(_required(s.path, "path")), live=False, loop=s.loop)
     if s.kind == "folder":
         return FolderSource(_required(s.path, "path"))
+    if s.kind == "gige":
+        from inspection.sources.gige import GigECamera  # needs Aravis (PyGObject) only when used
+
+        return GigECamera(_required(s.camera_id, "camera_id"), s.exposure_us, s.gain_db, s.trigger)
     return WatchFolderSource(_required(s.path, "path"))
