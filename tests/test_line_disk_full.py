@@ -53,17 +53,22 @@ def _committed(outbox: Path) -> int:
         db.close()
 
 
-def _retained_status(port: int, topic: str) -> list[bytes]:
-    import paho.mqtt.client as mqtt
+class StatusListener:
+    """Every payload on the station's retained MQTT status topic, in order."""
 
-    seen: list[bytes] = []
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    client.on_message = lambda _c, _u, msg: seen.append(msg.payload)
-    client.connect("127.0.0.1", port)
-    client.subscribe(topic, qos=1)
-    client.loop_start()
-    client.seen = seen  # type: ignore[attr-defined]
-    return client  # type: ignore[return-value]
+    def __init__(self, port: int, topic: str):
+        import paho.mqtt.client as mqtt
+
+        self.seen: list[bytes] = []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = lambda _c, _u, msg: self.seen.append(msg.payload)
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(topic, qos=1)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
 
 
 def test_a_full_outbox_disk_pauses_the_line_and_it_resumes_when_space_returns(tmp_path, small_disk):
@@ -73,7 +78,7 @@ def test_a_full_outbox_disk_pauses_the_line_and_it_resumes_when_space_returns(tm
                             service_url="http://127.0.0.1:9", mqtt_host="127.0.0.1", mqtt_port=broker.port)
     cfg = load_config(cfg_path)
     cfg.outbox = small_disk / "outbox.db"
-    listener = _retained_status(broker.port, f"test/{STATION}/status")
+    listener = StatusListener(broker.port, f"test/{STATION}/status")
     runner = LineRunner(cfg)
     runner.start()
     try:
@@ -96,8 +101,7 @@ def test_a_full_outbox_disk_pauses_the_line_and_it_resumes_when_space_returns(tm
         wait_for(lambda: listener.seen[-1] == b"online", 10, "MQTT status online again")
     finally:
         runner.stop()
-        listener.loop_stop()
-        listener.disconnect()
+        listener.stop()
         broker.stop()
     st = runner.status()
     c = runner.counters

@@ -48,7 +48,8 @@ def test_service_outage_and_broker_restart_lose_nothing(tmp_path, service_proces
         broker.stop()  # the broker restarts mid-run (gracefully: it keeps the subscriber's session)
         wait_for(lambda: outbox("mqtt") >= 20, 30, "results waiting for the broker", poll=0.2)
         broker.start()
-        wait_for(lambda: time.monotonic() - t0 >= 32 and outbox("mqtt") < 50, 90, "32 s of production", poll=0.2)
+        wait_for(lambda: time.monotonic() - t0 >= 32 and runner.counters.passed + runner.counters.rejected_parts
+                 >= 20 * 30 and outbox("mqtt") < 50, 120, "32 s of production and 600 results", poll=0.2)
         produced_for = time.monotonic() - t0
         runner.stop()  # finishes frames in flight, then flushes the outbox
         st = runner.status()

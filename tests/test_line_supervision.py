@@ -14,8 +14,10 @@ import time
 
 import pytest
 from line_support import FAULTY_CLI, line_status, wait_for, write_config
+from prometheus_client import generate_latest
 from service_support import free_port
 
+from inspection.line import metrics as m
 from inspection.line.config import load_config
 from inspection.line.runner import LineRunner
 from inspection.model.runtime import InspectionModel
@@ -69,6 +71,14 @@ def test_a_stage_that_crashes_once_is_restarted_and_the_line_goes_on(tmp_path, s
     assert st["results"]["PASS"] + st["results"]["FAIL"] == 11 == _committed(cfg.outbox)
     crash = [r for r in caplog.records if "stage inference crashed" in r.getMessage()]
     assert crash and crash[0].exc_info is not None  # logged with its traceback
+    metrics = generate_latest(m.REGISTRY).decode()
+    assert _metric(metrics, 'line_stage_crashes_total{stage="inference"}') >= 1
+    assert _metric(metrics, 'line_stage_restarts_total{stage="inference"}') >= 1
+    assert _metric(metrics, "line_frames_failed_total") >= 1
+
+
+def _metric(text: str, name: str) -> float:
+    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")))
 
 
 class _DyingSource(SimulatedLine):
