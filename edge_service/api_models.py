@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge_service.ingest_rules import IngestResult
 from edge_service.settings import MAX_BATCH
 from inspection.schema import SEGMENT, STATION_LEVELS, InspectionResult
 
@@ -47,7 +48,7 @@ class ReadyStatus(BaseModel):
 
 
 class IngestBatch(BaseModel):
-    results: list[InspectionResult] = Field(max_length=MAX_BATCH,
+    results: list[IngestResult] = Field(max_length=MAX_BATCH,
                                             description="schema-versioned inspection results, each with its station")
 
 
