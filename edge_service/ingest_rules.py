@@ -1,17 +1,20 @@
 """The ingest boundary: what the service accepts, stricter than the published record (inspection.schema).
 
 Times lie in the accepted range (2000-01-01 to 2100-01-01 UTC; results also no further into the future than
-``ServiceSettings.max_future_skew_s``). Everything refused here is a 422 naming the field.
+``ServiceSettings.max_future_skew_s``). Strings are valid Unicode without control characters (free text may
+have tabs and line breaks) and no longer than their database columns. Everything refused here is a 422
+naming the field, the same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StringConstraints
 
-from inspection.schema import InspectionResult
+from inspection.schema import InspectionResult, ModelInfo
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -30,10 +33,51 @@ def in_time_range(t: datetime) -> datetime:
 
 AcceptedTime = Annotated[datetime, AfterValidator(in_time_range)]
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LAYOUT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, LF and CR allowed
+
+
+def _clean(v: str, control: re.Pattern[str]) -> str:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains a lone surrogate (not valid Unicode)") from None
+    found = sorted({f"U+{ord(c):04X}" for c in control.findall(v)})
+    if found:
+        raise ValueError(f"contains control characters ({', '.join(found[:5])})")
+    return v
+
+
+def clean_line(v: str) -> str:
+    """One line of text: valid Unicode, no control characters (never the value in the message)."""
+    return _clean(v, _CONTROL)
+
+
+def clean_text(v: str) -> str:
+    """Free text: like :func:`clean_line`, but tabs and line breaks are allowed."""
+    return _clean(v, _CONTROL_BUT_LAYOUT)
+
+
+Line64 = Annotated[str, StringConstraints(max_length=64), AfterValidator(clean_line)]
+Line128 = Annotated[str, StringConstraints(max_length=128), AfterValidator(clean_line)]
+Line330 = Annotated[str, StringConstraints(max_length=330), AfterValidator(clean_line)]
+Line500 = Annotated[str, StringConstraints(max_length=500), AfterValidator(clean_line)]
+Text1024 = Annotated[str, StringConstraints(max_length=1024), AfterValidator(clean_text)]
+Text2000 = Annotated[str, StringConstraints(max_length=2000), AfterValidator(clean_text)]
+
+
+class IngestModelInfo(ModelInfo):
+    name: Line128
+    version: Line64
+    sha256: Line64
+
 
 class IngestResult(InspectionResult):
     """A result as the service accepts it."""
 
+    part_id: Line128 | None = None
+    source: Text1024 | None = Field(default=None, description="where the frame came from: file name, camera, ...")
+    model: IngestModelInfo
     captured_at: AcceptedTime | None = None
     inspected_at: AcceptedTime = Field(default_factory=lambda: datetime.now(UTC))
 

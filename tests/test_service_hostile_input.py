@@ -67,3 +67,70 @@ def test_forged_cursor_with_an_extreme_time_is_refused(service):
     forged = base64.urlsafe_b64encode(json.dumps(["0001-01-01T00:00:00+01:00", "x"]).encode()).decode()
     res = service.get("/api/v1/results", cursor=forged)
     assert res.status_code == 422 and "cursor" in res.json()["message"]
+
+
+# ----------------------------------------------------------------------------------------------- strings
+
+
+def _set(record: dict, path: str, value) -> dict:
+    *parents, last = path.split(".")
+    target = record
+    for p in parents:
+        target = target[p]
+    target[last] = value
+    return record
+
+
+@pytest.mark.parametrize(("path", "value", "words"), [
+    ("part_id", "A\ud800B", "unicode"),
+    ("part_id", "A\x00B", "control characters"),
+    ("part_id", "x" * 129, "at most 128"),
+    ("part_id", "x" * 1_000_000, "at most 128"),
+    ("source", "cam\x1b[31m", "control characters"),
+    ("source", "s" * 1025, "at most 1024"),
+    ("model.name", "m\x00", "control characters"),
+    ("model.name", "m" * 129, "at most 128"),
+    ("model.version", "1" * 65, "at most 64"),
+    ("model.version", "\udfff", "unicode"),
+    ("model.sha256", "0" * 65, "at most 64"),
+    ("station.line", "line\x00", "station.line"),
+    ("station.cell", "\ud800", "station.cell"),
+])
+def test_bad_strings_in_a_result_are_refused(service, path, value, words):
+    bad = _set(make_result(), path, value)
+    body = json.dumps({"results": [make_result(), bad]})  # json escapes the surrogate as \ud800
+    before = _count(service)
+    res = service.client.post("/api/v1/results", content=body, headers={**service.h("edge"),
+                                                                        "Content-Type": "application/json"})
+    assert res.status_code == 422, res.text
+    message = res.json()["message"]
+    assert f"results.1.{path}" in message and words in message, message
+    assert _count(service) == before
+
+
+def test_bad_strings_in_reviews_tokens_stations_and_queries_are_refused(service):
+    r = make_result(verdict="FAIL", score=0.9)
+    service.post([r])
+    review = f"/api/v1/results/{r['inspection_id']}/review"
+    for body, field in (({"decision": "unsure", "defect_class": "crack\x00"}, "defect_class"),
+                        ({"decision": "unsure", "defect_class": "c" * 65}, "defect_class"),
+                        ({"decision": "unsure", "comment": "glare\x07"}, "comment"),
+                        ({"decision": "unsure", "comment": "x\ud800"}, "comment")):
+        res = service.client.post(review, content=json.dumps(body), headers={
+            **service.h("qa"), "Content-Type": "application/json"})
+        assert res.status_code == 422 and field in res.json()["message"], res.text
+    ok = service.client.post(review, json={"decision": "false_alarm", "comment": "glare\non the left\tside"},
+                             headers=service.h("qa"))
+    assert ok.status_code == 200 and ok.json()["reviews"][0]["comment"] == "glare\non the left\tside"
+    assert len(ok.json()["reviews"]) == 1  # none of the refused reviews was stored
+    token = service.client.post("/api/v1/tokens", content=json.dumps({"name": "n\x00", "role": "qa"}),
+                                headers={**service.h("admin"), "Content-Type": "application/json"})
+    assert token.status_code == 422 and "name" in token.json()["message"]
+    station = service.client.post("/api/v1/stations", json={"path": "p/a/l/c/s\x00"}, headers=service.h("admin"))
+    assert station.status_code == 422
+    for path in ("/api/v1/results", "/api/v1/stats"):
+        for params in ({"station": "plant1\x00"}, {"station": "p" * 331}):
+            res = service.get(path, **params)
+            assert res.status_code == 422 and "query.station" in res.json()["message"], res.text
+    assert service.get("/api/v1/results", model_version="1\x00").status_code == 422
+    assert service.get("/api/v1/results", cursor="\x00").status_code == 422

@@ -16,13 +16,13 @@ from edge_service.api_models import IngestBatch, IngestResponse, LiveEvent, Resu
 from edge_service.auth import Principal
 from edge_service.dependencies import Database, Feed, Ingest, Reader, Settings
 from edge_service.errors import Forbidden, InvalidResult, NotFound, documented
-from edge_service.ingest_rules import AcceptedTime, IngestResult, too_far_ahead
+from edge_service.ingest_rules import AcceptedTime, IngestResult, Line64, Line330, Line500, too_far_ahead
 from edge_service.live import LiveFeed
 from edge_service.observability import DUPLICATES, INGEST_LATENCY, INGESTED
 from inspection.schema import InspectionResult
 
 router = APIRouter(prefix="/api/v1/results", tags=["results"])
-StationPrefix = Annotated[str | None, Query(description="station path prefix, e.g. plant1/area2", max_length=330)]
+StationPrefix = Annotated[Line330 | None, Query(description="station path prefix, e.g. plant1/area2")]
 
 
 def _check_batch(batch: list[IngestResult], who: Principal, max_future_skew_s: float) -> None:
@@ -72,9 +72,9 @@ def list_results(
     min_score: float | None = None,
     max_score: float | None = None,
     review_state: ReviewState | None = None,
-    model_version: Annotated[str | None, Query(max_length=64)] = None,
+    model_version: Line64 | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Line500 | None = None,
 ) -> ResultPage:
     """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
     q = store.ResultQuery(station, verdict, since, until, min_score, max_score, review_state, model_version,
