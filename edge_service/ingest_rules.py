@@ -2,8 +2,10 @@
 
 Times lie in the accepted range (2000-01-01 to 2100-01-01 UTC; results also no further into the future than
 ``ServiceSettings.max_future_skew_s``). Strings are valid Unicode without control characters (free text may
-have tabs and line breaks) and no longer than their database columns. Everything refused here is a 422
-naming the field, the same on SQLite and PostgreSQL.
+have tabs and line breaks) and no longer than their database columns. Numbers are strictly typed (no
+``"0.3"``, no ``true``) and finite; the verdict agrees with score and threshold (FAIL exactly when score >
+threshold, the runtime's rule); image sizes are sane and regions lie inside the image. Everything refused
+here is a 422 naming the field, the same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, Strict, StringConstraints, model_validator
 
-from inspection.schema import InspectionResult, ModelInfo
+from inspection.schema import InspectionResult, ModelInfo, Region, StageTimings
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -66,6 +68,33 @@ Text1024 = Annotated[str, StringConstraints(max_length=1024), AfterValidator(cle
 Text2000 = Annotated[str, StringConstraints(max_length=2000), AfterValidator(clean_text)]
 
 
+MAX_SIDE = 100_000  # pixels
+MAX_REGIONS = 1000
+MAX_STAGE_MS = 86_400_000.0
+Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Milliseconds = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=MAX_STAGE_MS)]
+Side = Annotated[int, Strict(), Field(ge=1, le=MAX_SIDE)]
+Offset = Annotated[int, Strict(), Field(ge=0, le=MAX_SIDE)]
+Area = Annotated[int, Strict(), Field(ge=0, le=MAX_SIDE * MAX_SIDE)]
+
+
+class IngestRegion(Region):
+    x: Offset
+    y: Offset
+    width: Side
+    height: Side
+    area_px: Area
+    peak_score: Finite
+
+
+class IngestTimings(StageTimings):
+    capture_wait_ms: Milliseconds | None = None
+    preprocess_ms: Milliseconds
+    inference_ms: Milliseconds
+    postprocess_ms: Milliseconds
+    publish_ms: Milliseconds | None = None
+
+
 class IngestModelInfo(ModelInfo):
     name: Line128
     version: Line64
@@ -78,6 +107,24 @@ class IngestResult(InspectionResult):
     part_id: Line128 | None = None
     source: Text1024 | None = Field(default=None, description="where the frame came from: file name, camera, ...")
     model: IngestModelInfo
+    score: Finite
+    threshold: Finite
+    image_width: Side
+    image_height: Side
+    regions: list[IngestRegion] = Field(max_length=MAX_REGIONS)  # type: ignore[assignment]
+    timings: IngestTimings
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IngestResult:
+        expected = "FAIL" if self.score > self.threshold else "PASS"
+        if self.verdict != expected:
+            raise ValueError(f"verdict {self.verdict} contradicts score {self.score:g} and threshold "
+                             f"{self.threshold:g} (FAIL exactly when score > threshold)")
+        for i, r in enumerate(self.regions):
+            if r.x + r.width > self.image_width or r.y + r.height > self.image_height:
+                raise ValueError(f"regions.{i} ({r.x}, {r.y}, {r.width} x {r.height}) lies outside the "
+                                 f"{self.image_width} x {self.image_height} image")
+        return self
     captured_at: AcceptedTime | None = None
     inspected_at: AcceptedTime = Field(default_factory=lambda: datetime.now(UTC))
 

@@ -134,3 +134,66 @@ def test_bad_strings_in_reviews_tokens_stations_and_queries_are_refused(service)
             assert res.status_code == 422 and "query.station" in res.json()["message"], res.text
     assert service.get("/api/v1/results", model_version="1\x00").status_code == 422
     assert service.get("/api/v1/results", cursor="\x00").status_code == 422
+
+
+# ---------------------------------------------------------------------------------------- numbers, types
+
+
+def _region(**overrides) -> dict:
+    return {"x": 10, "y": 10, "width": 20, "height": 20, "area_px": 300, "peak_score": 0.9, **overrides}
+
+
+@pytest.mark.parametrize(("path", "value", "field"), [
+    ("score", "NaN", "score"), ("score", "Infinity", "score"), ("threshold", "-Infinity", "threshold"),
+    ("score", '"0.3"', "score"), ("score", "true", "score"), ("threshold", "null", "threshold"),
+    ("image_width", "-256", "image_width"), ("image_width", "0", "image_width"),
+    ("image_height", "1000000000", "image_height"), ("image_width", "256.0", "image_width"),
+    ("image_height", '"256"', "image_height"), ("image_width", "true", "image_width"),
+    ("timings.inference_ms", "-1.0", "timings.inference_ms"), ("timings.preprocess_ms", "NaN", "timings"),
+    ("timings.publish_ms", '"1"', "timings.publish_ms"),
+    ("regions", json.dumps([_region(x=250)]), "regions.0"),
+    ("regions", json.dumps([_region(height=300)]), "regions.0"),
+    ("regions", json.dumps([_region(x=-1)]), "regions.0.x"),
+    ("regions", json.dumps([_region(width=0)]), "regions.0.width"),
+    ("regions", json.dumps([_region(width="20")]), "regions.0.width"),
+    ("regions", json.dumps([_region()] * 1001), "regions"),
+    ("regions", "[" + json.dumps(_region())[:-1] + ', "peak_score": NaN}]', "regions.0.peak_score"),
+])
+def test_bad_numbers_and_loose_types_are_refused(service, path, value, field):
+    """``value`` is raw JSON (Python's JSON reader takes NaN and Infinity, so they reach the validation)."""
+    marker = "__VALUE__"
+    bad = _set(make_result(), path, marker)
+    body = json.dumps({"results": [make_result(), bad]}).replace(f'"{marker}"', value)
+    before = _count(service)
+    res = service.client.post("/api/v1/results", content=body, headers={**service.h("edge"),
+                                                                        "Content-Type": "application/json"})
+    assert res.status_code == 422, res.text
+    message = res.json()["message"]
+    assert f"results.1.{field}" in message or ("results.1:" in message and f"{field} " in message), message
+    assert _count(service) == before
+
+
+@pytest.mark.parametrize(("verdict", "score", "threshold"), [("PASS", 0.9, 0.5), ("FAIL", 0.3, 0.5),
+                                                              ("FAIL", 0.5, 0.5)])
+def test_a_verdict_that_contradicts_its_score_is_refused(service, verdict, score, threshold):
+    bad = make_result(verdict=verdict, score=score)
+    bad["threshold"] = threshold
+    _refused(service, bad, "results.1")
+    assert "contradicts" in service.post([bad]).json()["message"]
+
+
+def test_consistent_results_with_regions_are_stored(service):
+    edge = make_result(verdict="PASS", score=0.5)  # equal to the threshold: PASS
+    edge["threshold"] = 0.5
+    fail = make_result(verdict="FAIL", score=0.8)
+    fail["regions"] = [_region(x=236, y=0, width=20, height=256, area_px=5120)]  # touches the image's edges
+    fail["score"] = 1  # a whole number is a number
+    res = service.post([edge, fail])
+    assert res.status_code == 200, res.text
+    assert len(res.json()["stored"]) == 2
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity"])
+def test_non_finite_score_filters_are_refused(service, value):
+    res = service.get("/api/v1/results", min_score=value)
+    assert res.status_code == 422 and "query.min_score" in res.json()["message"], res.text
