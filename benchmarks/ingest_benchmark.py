@@ -43,7 +43,8 @@ def _payloads(total: int, batch: int) -> list[bytes]:
         rows = [InspectionResult(inspection_id=uuid.uuid4(), station=station, part_id=f"P{start + i}",
                                  inspected_at=datetime.now(UTC), model=ModelInfo(name="demo", version="1",
                                                                                  sha256="0" * 64),
-                                 verdict="FAIL" if (start + i) % 20 == 0 else "PASS", score=0.4, threshold=0.5,
+                                 verdict="FAIL" if (start + i) % 20 == 0 else "PASS",
+                                 score=0.7 if (start + i) % 20 == 0 else 0.4, threshold=0.5,
                                  image_width=256, image_height=256, regions=[],
                                  timings=StageTimings(preprocess_ms=0.1, inference_ms=8.5, postprocess_ms=0.2))
                 .model_dump(mode="json") for i in range(min(batch, total - start))]

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge_service.ingest_rules import IngestResult, Line64, Line128, Line330, Text2000
 from edge_service.settings import MAX_BATCH
 from inspection.schema import SEGMENT, STATION_LEVELS, InspectionResult
 
@@ -47,7 +48,7 @@ class ReadyStatus(BaseModel):
 
 
 class IngestBatch(BaseModel):
-    results: list[InspectionResult] = Field(max_length=MAX_BATCH,
+    results: list[IngestResult] = Field(max_length=MAX_BATCH,
                                             description="schema-versioned inspection results, each with its station")
 
 
@@ -69,8 +70,8 @@ class StoredResult(InspectionResult):
 
 class ReviewIn(BaseModel):
     decision: ReviewDecision
-    defect_class: str | None = Field(default=None, max_length=64)
-    comment: str | None = Field(default=None, max_length=2000)
+    defect_class: Line64 | None = None
+    comment: Text2000 | None = None
 
 
 class ReviewRecord(BaseModel):
@@ -132,7 +133,7 @@ class Stats(BaseModel):
 
 
 class StationIn(BaseModel):
-    path: str = Field(description="site/area/line/cell/station")
+    path: Line330 = Field(description="site/area/line/cell/station")
 
 
 class StationCreated(BaseModel):
@@ -161,7 +162,7 @@ def check_scope(role: str, station_prefix: str | None) -> None:
 
 
 class TokenIn(BaseModel):
-    name: str = Field(min_length=1, max_length=128)
+    name: Line128 = Field(min_length=1)
     role: Role
     station_prefix: str | None = Field(default=None, max_length=MAX_PREFIX_LENGTH,
                                        description="edge only: the token may write only stations under this path")

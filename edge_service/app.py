@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from edge_service import redaction
 from edge_service.database import make_engine, prepare
 from edge_service.errors import register_error_handlers
 from edge_service.image_store import ImageStore
@@ -39,6 +40,7 @@ async def _retention_loop(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    redaction.install()  # here: uvicorn has configured its loggers by now
     prepare(app.state.engine)
     app.state.feed.bind(asyncio.get_running_loop())
     task = asyncio.create_task(_retention_loop(app))

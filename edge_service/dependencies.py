@@ -14,9 +14,8 @@ from edge_service import auth
 from edge_service.errors import Forbidden, TokenInUrl, Unauthenticated
 from edge_service.image_store import ImageStore
 from edge_service.live import LiveFeed
+from edge_service.redaction import TOKEN_PARAMETERS
 from edge_service.settings import ServiceSettings
-
-TOKEN_PARAMETERS = ("token", "access_token", "api_key", "apikey")
 
 
 def get_settings(request: Request) -> ServiceSettings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, get_args
@@ -101,7 +102,7 @@ def _check_stations(conn, engine: Engine, paths: list[str]) -> None:
             raise UnknownStation(unknown)
 
 
-def ingest(engine: Engine, batch: list[InspectionResult]) -> IngestOutcome:
+def ingest(engine: Engine, batch: Sequence[InspectionResult]) -> IngestOutcome:
     """Store a batch atomically; ids already stored are reported, not stored again. Every result must have
     its station (the API refuses those without)."""
     now = utcnow()
@@ -165,7 +166,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         when, rid = json.loads(raw)
-        return datetime.fromisoformat(when), str(rid)
+        at = datetime.fromisoformat(when)
+        if at.tzinfo is not None:  # cursors carry the stored naive UTC time
+            raise ValueError(when)
+        return at, str(rid)
     except Exception:
         raise InvalidCursor("cursor is not one this service gave out") from None
 

@@ -44,12 +44,20 @@ def png_bytes(seed: int = 0, size: int = 64) -> bytes:
     return cv2.imencode(".png", img)[1].tobytes()
 
 
-def make_result(station: str = STATION, verdict: str = "PASS", score: float = 0.3, at: datetime | None = None,
-                model_version: str = "1", part_id: str | None = None, rid: uuid.UUID | None = None) -> dict:
+def make_result(station: str = STATION, verdict: str = "PASS", score: float | None = None,
+                at: datetime | None = None, model_version: str = "1", part_id: str | None = None,
+                rid: uuid.UUID | None = None) -> dict:
+    """A valid result; the threshold is 0.5 unless the given score needs another one for the verdict to agree
+    (FAIL exactly when score > threshold)."""
+    if score is None:
+        score = 0.9 if verdict == "FAIL" else 0.3
+    threshold = 0.5
+    if (verdict == "FAIL") != (score > threshold):
+        threshold = score - 0.1 if verdict == "FAIL" else score
     r = InspectionResult(
         inspection_id=rid or uuid.uuid4(), station=StationContext.from_path(station), part_id=part_id,
         inspected_at=at or datetime.now(UTC), model=ModelInfo(name="demo", version=model_version, sha256="0" * 64),
-        verdict=verdict, score=score, threshold=0.5, image_width=256, image_height=256, regions=[],
+        verdict=verdict, score=score, threshold=threshold, image_width=256, image_height=256, regions=[],
         timings=StageTimings(preprocess_ms=0.1, inference_ms=8.5, postprocess_ms=0.2))
     return r.model_dump(mode="json")
 

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from edge_service.dependencies import Feed, Reader
 from edge_service.errors import documented
+from edge_service.ingest_rules import Line330
 from edge_service.live import LiveFeed, Subscriber
 from edge_service.observability import STREAM_CLIENTS
 
@@ -44,7 +45,7 @@ async def _events(request: Request, feed: LiveFeed, sub: Subscriber, max_seconds
                        200: {"content": {"text/event-stream": {}},
                              "description": "`event: result` with a LiveEvent as `data`, and keep-alives"}})
 async def stream(request: Request, _who: Reader, feed: Feed,
-                 station: Annotated[str | None, Query(max_length=330)] = None,
+                 station: Line330 | None = None,
                  max_seconds: Annotated[float | None, Query(gt=0, le=86400)] = None) -> StreamingResponse:
     sub = feed.subscribe(station)
     STREAM_CLIENTS.inc()

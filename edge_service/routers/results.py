@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -13,17 +14,18 @@ from fastapi import APIRouter, Query
 from edge_service import store
 from edge_service.api_models import IngestBatch, IngestResponse, LiveEvent, ResultDetail, ResultPage, ReviewState
 from edge_service.auth import Principal
-from edge_service.dependencies import Database, Feed, Ingest, Reader
+from edge_service.dependencies import Database, Feed, Ingest, Reader, Settings
 from edge_service.errors import Forbidden, InvalidResult, NotFound, documented
+from edge_service.ingest_rules import AcceptedTime, IngestResult, Line64, Line330, Line500, too_far_ahead
 from edge_service.live import LiveFeed
 from edge_service.observability import DUPLICATES, INGEST_LATENCY, INGESTED
 from inspection.schema import InspectionResult
 
 router = APIRouter(prefix="/api/v1/results", tags=["results"])
-StationPrefix = Annotated[str | None, Query(description="station path prefix, e.g. plant1/area2", max_length=330)]
+StationPrefix = Annotated[Line330 | None, Query(description="station path prefix, e.g. plant1/area2")]
 
 
-def _check_stations(batch: list[InspectionResult], who: Principal) -> None:
+def _check_batch(batch: list[IngestResult], who: Principal, max_future_skew_s: float) -> None:
     missing = [f"results[{i}].station" for i, r in enumerate(batch) if r.station is None]
     if missing:
         raise InvalidResult(f"{', '.join(missing[:20])}: missing; every result needs its "
@@ -32,9 +34,12 @@ def _check_stations(batch: list[InspectionResult], who: Principal) -> None:
     if forbidden:
         raise Forbidden(f"token {who.name!r} may only ingest for stations under {who.station_prefix!r}; "
                         f"not {', '.join(forbidden)}")
+    late = too_far_ahead(batch, datetime.now(UTC), max_future_skew_s)
+    if late:
+        raise InvalidResult("; ".join(late[:20]))
 
 
-def _announce(feed: LiveFeed, batch: list[InspectionResult], stored: list[str]) -> None:
+def _announce(feed: LiveFeed, batch: Sequence[InspectionResult], stored: list[str]) -> None:
     if not feed.subscribers or not stored:  # only pay for the live events when someone watches
         return
     new = set(stored)
@@ -44,9 +49,10 @@ def _announce(feed: LiveFeed, batch: list[InspectionResult], stored: list[str]) 
 
 @router.post("", responses=documented(400, 401, 403, 413, 422, 503,
                                       described={422: "invalid result or unknown station"}))
-async def ingest(body: IngestBatch, who: Ingest, engine: Database, feed: Feed) -> IngestResponse:
+async def ingest(body: IngestBatch, who: Ingest, engine: Database, feed: Feed, settings: Settings
+                 ) -> IngestResponse:
     started = time.perf_counter()
-    _check_stations(body.results, who)
+    _check_batch(body.results, who, settings.max_future_skew_s)
     outcome = await asyncio.to_thread(store.ingest, engine, body.results)
     INGESTED.inc(len(outcome.stored))
     DUPLICATES.inc(len(outcome.duplicates))
@@ -61,14 +67,14 @@ def list_results(
     engine: Database,
     station: StationPrefix = None,
     verdict: Literal["PASS", "FAIL"] | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    min_score: float | None = None,
-    max_score: float | None = None,
+    since: AcceptedTime | None = None,
+    until: AcceptedTime | None = None,
+    min_score: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    max_score: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     review_state: ReviewState | None = None,
-    model_version: Annotated[str | None, Query(max_length=64)] = None,
+    model_version: Line64 | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Line500 | None = None,
 ) -> ResultPage:
     """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
     q = store.ResultQuery(station, verdict, since, until, min_score, max_score, review_state, model_version,

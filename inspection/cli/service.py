@@ -41,6 +41,9 @@ def serve(
                                                       help="Delete images older than this; 0 = keep.")] = 30.0,
     image_max_gb: Annotated[float, typer.Option(envvar="INSPECTION_IMAGE_MAX_GB",
                                                 help="Keep images under this many GB; 0 = no limit.")] = 10.0,
+    max_future_skew: Annotated[float, typer.Option(envvar="INSPECTION_MAX_FUTURE_SKEW_S",
+                                                   help="Refuse results timed more than this many seconds "
+                                                        "ahead of this clock.")] = 3600.0,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
 ) -> None:
     """Run the results service: REST API, live stream, operator page."""
@@ -65,7 +68,8 @@ def serve(
     service_engine(database_url).dispose()
     settings = ServiceSettings(database_url=database_url, image_dir=image_dir, insecure_local=insecure_local,
                                stale_seconds=stale_seconds, image_max_age_days=image_max_age_days or None,
-                               image_max_bytes=int(image_max_gb * 1024**3) or None)
+                               image_max_bytes=int(image_max_gb * 1024**3) or None,
+                               max_future_skew_s=max_future_skew)
     typer.echo(f"results service on http://{host}:{port}/ (database {database_url.split('@')[-1]})")
     uvicorn.run(create_app(settings), host=host, port=port, access_log=access_log, log_level="info")
 

@@ -1,0 +1,141 @@
+"""The ingest boundary: what the service accepts, stricter than the published record (inspection.schema).
+
+Times lie in the accepted range (2000-01-01 to 2100-01-01 UTC; results also no further into the future than
+``ServiceSettings.max_future_skew_s``). Strings are valid Unicode without control characters (free text may
+have tabs and line breaks) and no longer than their database columns. Numbers are strictly typed (no
+``"0.3"``, no ``true``) and finite; the verdict agrees with score and threshold (FAIL exactly when score >
+threshold, the runtime's rule); image sizes are sane and regions lie inside the image. Everything refused
+here is a 422 naming the field, the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, Strict, StringConstraints, model_validator
+
+from inspection.schema import InspectionResult, ModelInfo, Region, StageTimings
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def in_time_range(t: datetime) -> datetime:
+    """Refuses times outside [EARLIEST, LATEST); a naive time is taken as UTC."""
+    # the year of the wall time first: converting 9999-12-31T23:59:59-14:00 to UTC would overflow
+    in_range = EARLIEST.year - 1 <= t.year <= LATEST.year and EARLIEST <= (
+        t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)) < LATEST
+    if not in_range:
+        raise ValueError(f"{t.isoformat()} is outside the accepted range {EARLIEST:%Y-%m-%d} to "
+                         f"{LATEST:%Y-%m-%d} (UTC)")
+    return t
+
+
+AcceptedTime = Annotated[datetime, AfterValidator(in_time_range)]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LAYOUT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, LF and CR allowed
+
+
+def _clean(v: str, control: re.Pattern[str]) -> str:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains a lone surrogate (not valid Unicode)") from None
+    found = sorted({f"U+{ord(c):04X}" for c in control.findall(v)})
+    if found:
+        raise ValueError(f"contains control characters ({', '.join(found[:5])})")
+    return v
+
+
+def clean_line(v: str) -> str:
+    """One line of text: valid Unicode, no control characters (never the value in the message)."""
+    return _clean(v, _CONTROL)
+
+
+def clean_text(v: str) -> str:
+    """Free text: like :func:`clean_line`, but tabs and line breaks are allowed."""
+    return _clean(v, _CONTROL_BUT_LAYOUT)
+
+
+Line64 = Annotated[str, StringConstraints(max_length=64), AfterValidator(clean_line)]
+Line128 = Annotated[str, StringConstraints(max_length=128), AfterValidator(clean_line)]
+Line330 = Annotated[str, StringConstraints(max_length=330), AfterValidator(clean_line)]
+Line500 = Annotated[str, StringConstraints(max_length=500), AfterValidator(clean_line)]
+Text1024 = Annotated[str, StringConstraints(max_length=1024), AfterValidator(clean_text)]
+Text2000 = Annotated[str, StringConstraints(max_length=2000), AfterValidator(clean_text)]
+
+
+MAX_SIDE = 100_000  # pixels
+MAX_REGIONS = 1000
+MAX_STAGE_MS = 86_400_000.0
+Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Milliseconds = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=MAX_STAGE_MS)]
+Side = Annotated[int, Strict(), Field(ge=1, le=MAX_SIDE)]
+Offset = Annotated[int, Strict(), Field(ge=0, le=MAX_SIDE)]
+Area = Annotated[int, Strict(), Field(ge=0, le=MAX_SIDE * MAX_SIDE)]
+
+
+class IngestRegion(Region):
+    x: Offset
+    y: Offset
+    width: Side
+    height: Side
+    area_px: Area
+    peak_score: Finite
+
+
+class IngestTimings(StageTimings):
+    capture_wait_ms: Milliseconds | None = None
+    preprocess_ms: Milliseconds
+    inference_ms: Milliseconds
+    postprocess_ms: Milliseconds
+    publish_ms: Milliseconds | None = None
+
+
+class IngestModelInfo(ModelInfo):
+    name: Line128
+    version: Line64
+    sha256: Line64
+
+
+class IngestResult(InspectionResult):
+    """A result as the service accepts it."""
+
+    part_id: Line128 | None = None
+    source: Text1024 | None = Field(default=None, description="where the frame came from: file name, camera, ...")
+    model: IngestModelInfo
+    score: Finite
+    threshold: Finite
+    image_width: Side
+    image_height: Side
+    regions: list[IngestRegion] = Field(max_length=MAX_REGIONS)  # type: ignore[assignment]
+    timings: IngestTimings
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IngestResult:
+        expected = "FAIL" if self.score > self.threshold else "PASS"
+        if self.verdict != expected:
+            raise ValueError(f"verdict {self.verdict} contradicts score {self.score:g} and threshold "
+                             f"{self.threshold:g} (FAIL exactly when score > threshold)")
+        for i, r in enumerate(self.regions):
+            if r.x + r.width > self.image_width or r.y + r.height > self.image_height:
+                raise ValueError(f"regions.{i} ({r.x}, {r.y}, {r.width} x {r.height}) lies outside the "
+                                 f"{self.image_width} x {self.image_height} image")
+        return self
+    captured_at: AcceptedTime | None = None
+    inspected_at: AcceptedTime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+def too_far_ahead(batch: list[IngestResult], now: datetime, max_skew_s: float) -> list[str]:
+    """The fields of results whose times lie more than ``max_skew_s`` after ``now`` (a wrong edge clock)."""
+    late = []
+    for i, r in enumerate(batch):
+        for name in ("captured_at", "inspected_at"):
+            t = getattr(r, name)
+            if t is not None and ((t if t.tzinfo else t.replace(tzinfo=UTC)) - now).total_seconds() > max_skew_s:
+                late.append(f"results.{i}.{name}: {t.isoformat()} is more than {max_skew_s:g} s in the future "
+                            "(is the edge box's clock right?)")
+    return late
