@@ -92,7 +92,7 @@ def test_review_a_fail_with_the_keyboard_and_see_it_in_history(qa_server, chromi
     page.wait_for_function("document.querySelector('#queue tbody tr img.thumb').src.startsWith('blob:')")
     page.locator("body").click(position={"x": 5, "y": 5})
     page.keyboard.press("ArrowDown")  # second FAIL: P-TWO
-    page.wait_for_function("document.getElementById('panel-title').textContent.startsWith('P-TWO')")
+    page.wait_for_function(f"document.getElementById('panel').dataset.ready === '{rows['fail2']['inspection_id']}'")
     page.keyboard.press("2")  # crack
     assert page.locator("#class").input_value() == "crack"
     page.keyboard.press("c")

@@ -91,9 +91,12 @@
     const kind = r.images.includes("overlay") ? "overlay" : (r.images.includes("original") ? "original" : null);
     $("panel-image").hidden = !kind;
     if (kind) imageUrl(r.inspection_id, kind).then((u) => { if (u && items[current] === r) $("panel-image").src = u; });
+    delete $("panel").dataset.ready;
     await loadClasses(stationOf(r));
-    if (r.defect_class) $("class").value = r.defect_class;
+    if (items[current] !== r) return;
+    $("class").value = r.defect_class || "";
     await loadHistory(r.inspection_id);
+    if (items[current] === r) $("panel").dataset.ready = r.inspection_id;  // classes and history shown
   }
 
   async function loadClasses(station) {
@@ -101,6 +104,8 @@
       classesByStation[station] = (await call("GET", "/api/v1/qa/defect-classes?" + query({ station }))).names;
     }
     const names = classesByStation[station];
+    if ($("class").dataset.station === station) return;  // keep the reviewer's pick
+    $("class").dataset.station = station;
     $("class").replaceChildren(new Option("— none —", ""), ...names.map((n, k) => new Option((k < 9 ? (k + 1) + " · " : "") + n, n)));
   }
 
