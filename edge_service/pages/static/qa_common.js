@@ -63,5 +63,5 @@ window.qa = (() => {
     if (cfg.needsToken && !token) askToken(); else run();
   }
 
-  return { cfg, $, call, imageUrl, showError, el, fmtTime, query, boot };
+  return { cfg, $, call, headers, imageUrl, showError, el, fmtTime, query, boot };
 })();
