@@ -26,6 +26,7 @@ from edge_service.routers import (
     pages,
     qa,
     qa_pages,
+    qa_thresholds,
     qa_trends,
     results,
     reviews,
@@ -69,7 +70,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     register_error_handlers(app)
     for module in (health, results, reviews, images, stats, live, admin, pages):
         app.include_router(module.router)
-    for qa_module in (qa, qa_trends, qa_pages):  # the QA workstation
+    for qa_module in (qa, qa_trends, qa_thresholds, qa_pages):  # the QA workstation
         app.include_router(qa_module.router)
     app.mount("/static", pages.static_files(), name="static")
     return app

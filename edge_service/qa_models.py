@@ -131,6 +131,7 @@ class ThresholdEvidence(BaseModel):
     target_false_reject_rate: float
     proposed_threshold: float | None
     proposed: RatePoint | None
+    what_if: RatePoint | None = Field(default=None, description="the rates at the threshold asked for (`at`)")
     note: str | None = None
 
 

@@ -65,10 +65,10 @@ window.qaCharts = (() => {
       svg.append(node("rect", { x: x(b.low), y: sy(b.a, max), width: w, height: H - B - sy(b.a, max), fill: colours[0] }),
         node("rect", { x: x(b.low), y: sy(b.a + b.b, max), width: w, height: sy(b.a, max) - sy(b.a + b.b, max), fill: colours[1] }));
     }
-    for (const m of markers) {
+    markers.forEach((m, k) => {
       svg.append(node("line", { x1: x(m.value), x2: x(m.value), y1: T, y2: H - B, stroke: "#000", "stroke-dasharray": "4 3", class: "marker" }),
-        node("text", { x: x(m.value) + 3, y: T + 22, "font-size": 10 }, m.label));
-    }
+        node("text", { x: x(m.value) + 3, y: T + 22 + 12 * k, "font-size": 10 }, m.label));
+    });
     for (let k = 0; k <= 4; k++) {
       const v = lo + (hi - lo) * k / 4;
       svg.append(node("text", { x: x(v), y: H - 10, "font-size": 10, "text-anchor": "middle" }, v.toFixed(2)));
