@@ -33,6 +33,11 @@ class QueueQuery(ResultQuery):
     defect_class: str | None = None
 
 
+def _like_prefix(text: str) -> str:
+    """A LIKE pattern for ids starting with ``text`` (its own % and _ escaped), one literal the index can use."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def _conditions(q: QueueQuery) -> list[Any]:
     conds = [c for c in (
         station_filter(q.station),
@@ -43,7 +48,7 @@ def _conditions(q: QueueQuery) -> list[Any]:
         results.c.score <= q.max_score if q.max_score is not None else None,
         results.c.review_state == q.review_state if q.review_state else None,
         results.c.model_version == q.model_version if q.model_version else None,
-        results.c.part_id.startswith(q.part_id, autoescape=True) if q.part_id else None,
+        results.c.part_id.like(_like_prefix(q.part_id), escape="\\") if q.part_id else None,
         results.c.defect_class == q.defect_class if q.defect_class else None,
     ) if c is not None]
     if q.cursor:

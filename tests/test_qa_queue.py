@@ -31,6 +31,9 @@ def test_queue_filters_and_pages_newest_first(service):
     assert [i["part_id"] for i in scored] == ["AB-3", "AB-4"]
     recent = service.get(Q, since=at(2.5).isoformat(), station=STATION).json()["items"]
     assert [i["part_id"] for i in recent] == ["AB-0", "AB-1", "AB-2"]
+    service.post([make_result(part_id="X_1"), make_result(part_id="XY1"), make_result(part_id="X%2")])
+    assert [i["part_id"] for i in service.get(Q, part_id="X_").json()["items"]] == ["X_1"]  # _ is no wildcard
+    assert [i["part_id"] for i in service.get(Q, part_id="X%").json()["items"]] == ["X%2"]
     bad = service.get(Q, min_score=0.9, max_score=0.1)
     assert bad.status_code == 422 and "min_score 0.9 is above max_score 0.1" in bad.json()["message"]
 

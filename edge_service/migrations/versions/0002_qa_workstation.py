@@ -39,7 +39,8 @@ def upgrade() -> None:
     # the review queue filters by verdict or review state and orders by time; part ids are searched by prefix
     op.create_index("ix_results_verdict_time", "results", ["verdict", "inspected_at", "inspection_id"])
     op.create_index("ix_results_review_time", "results", ["review_state", "inspected_at", "inspection_id"])
-    op.create_index("ix_results_part_id", "results", ["part_id"])
+    # varchar_pattern_ops: PostgreSQL can use it for LIKE 'prefix%' whatever the database's collation
+    op.create_index("ix_results_part_id", "results", ["part_id"], postgresql_ops={"part_id": "varchar_pattern_ops"})
 
 
 def downgrade() -> None:

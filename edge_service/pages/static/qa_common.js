@@ -46,15 +46,18 @@ window.qa = (() => {
     return q.toString();
   }
 
-  // Start the page once a token is known; the page's start() gets who is signed in.
-  function boot(start) {
+  // Start the page once a token is known; the page's start() gets who is signed in. prefetch() (optional)
+  // runs at the same time as the who-am-I call, so the page's first data does not wait for it.
+  function boot(start, prefetch) {
     $("token-form").addEventListener("submit", async (e) => {
       e.preventDefault(); token = $("token").value.trim(); sessionStorage.setItem("inspectionToken", token);
       await run();
     });
     async function run() {
       try {
+        const early = prefetch ? prefetch() : Promise.resolve();
         const me = await call("GET", "/api/v1/qa/whoami");
+        await early;
         $("token-form").hidden = true;
         $("me").textContent = me.name + " (" + me.role + ")";
         await start(me);

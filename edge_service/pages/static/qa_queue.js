@@ -124,6 +124,7 @@
   }
 
   async function decide(decision, bulk) {
+    if (!me) return;
     if (!me.can_review) { showError("your role (" + me.role + ") may not review: ask for a qa token"); return; }
     const ids = bulk ? [...selected] : (current >= 0 ? [items[current].inspection_id] : []);
     if (!ids.length) { showError(bulk ? "select results first (space)" : "no result to review"); return; }
@@ -166,9 +167,13 @@
       $("readonly").textContent = "Read only: your role (" + me.role + ") can see results but not review them.";
       for (const id of ["do-defect", "do-false", "do-unsure", "bulk-defect", "bulk-false", "bulk-unsure"]) $(id).disabled = true;
     }
-    const stations = await call("GET", "/api/v1/stations");
-    $("stations").replaceChildren(...stations.map((p) => new Option(p, p)));
-    await load(false);
+  }
+
+  async function prefetch() {  // the first page and the station list, while who-am-I is asked
+    const stations = call("GET", "/api/v1/stations").then((list) => {
+      $("stations").replaceChildren(...list.map((p) => new Option(p, p)));
+    });
+    await Promise.all([load(false), stations.catch((e) => showError(e.message))]);
   }
 
   $("filters").addEventListener("submit", (e) => { e.preventDefault(); load(false); });
@@ -181,5 +186,5 @@
   $("bulk-false").addEventListener("click", () => decide("false_alarm", true));
   $("bulk-unsure").addEventListener("click", () => decide("unsure", true));
   document.addEventListener("keydown", onKey);
-  window.qa.boot(start);
+  window.qa.boot(start, prefetch);
 })();
