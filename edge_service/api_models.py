@@ -15,7 +15,7 @@ from inspection.schema import SEGMENT, STATION_LEVELS, InspectionResult
 ReviewDecision = Literal["confirmed_defect", "false_alarm", "unsure"]
 ReviewState = Literal["unreviewed", "confirmed_defect", "false_alarm", "unsure"]
 Role = Literal["edge", "operator", "qa", "admin"]
-ImageKind = Literal["original", "overlay"]
+ImageKind = Literal["original", "overlay", "heatmap"]  # heatmap: the colour-mapped anomaly map
 
 
 # ------------------------------------------------------------------------------------------------ errors

@@ -19,7 +19,20 @@ from edge_service.errors import register_error_handlers
 from edge_service.image_store import ImageStore
 from edge_service.limits import limit_request_size
 from edge_service.live import LiveFeed
-from edge_service.routers import admin, health, images, live, pages, results, reviews, stats
+from edge_service.routers import (
+    admin,
+    health,
+    images,
+    live,
+    pages,
+    qa,
+    qa_pages,
+    qa_thresholds,
+    qa_trends,
+    results,
+    reviews,
+    stats,
+)
 from edge_service.settings import ServiceSettings
 
 __all__ = ["ServiceSettings", "create_app"]
@@ -59,5 +72,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     register_error_handlers(app)
     for module in (health, results, reviews, images, stats, live, admin, pages):
         app.include_router(module.router)
+    for qa_module in (qa, qa_trends, qa_thresholds, qa_pages):  # the QA workstation
+        app.include_router(qa_module.router)
     app.mount("/static", pages.static_files(), name="static")
     return app

@@ -93,6 +93,35 @@ tokens = Table(
     Column("revoked_at", DateTime),
 )
 
+# QA workstation (migration 0002): per-station defect classes, the station's assignment (model version and
+# threshold the line runner polls) and the audit log of every QA change.
+defect_classes = Table(
+    "defect_classes", metadata,
+    Column("station_prefix", String(330), primary_key=True),
+    Column("name", String(64), primary_key=True),
+)
+
+station_assignments = Table(
+    "station_assignments", metadata,
+    Column("station_path", String(330), primary_key=True),
+    Column("model_version", String(64)),
+    Column("threshold", Float, nullable=False),
+    Column("updated_by", String(128), nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False, index=True),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(330), nullable=False),
+    Column("old_value", Text),
+    Column("new_value", Text),
+    Column("reason", Text),
+)
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

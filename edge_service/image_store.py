@@ -21,7 +21,7 @@ from edge_service.database import images, results, utcnow
 from edge_service.observability import IMAGE_BYTES, IMAGES_DELETED
 from inspection.retention import Kept, Reason, expired
 
-IMAGE_KINDS = ("original", "overlay")
+IMAGE_KINDS = ("original", "overlay", "heatmap")
 CONTENT_TYPES = {"image/png": ".png", "image/jpeg": ".jpg"}
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 

@@ -1,4 +1,4 @@
-"""Upload and fetch a result's images (original, overlay), addressed by inspection id only."""
+"""Upload and fetch a result's images (original, overlay, heatmap), addressed by inspection id only."""
 
 from __future__ import annotations
 

@@ -1,0 +1,162 @@
+"""Typed request and response bodies of the QA workstation's API (review queue, trends, thresholds, audit)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from edge_service.api_models import ReviewDecision, ReviewRecord, StoredResult
+
+
+class Whoami(BaseModel):
+    name: str
+    role: str
+    can_review: bool = Field(description="whether this token may review results and change thresholds")
+    can_audit: bool = Field(description="whether this token may read the audit log (admin)")
+
+
+class QueueItem(StoredResult):
+    """A result in the review queue, with the kinds of image kept for it (for the thumbnail)."""
+
+    images: list[str]
+
+
+class QueuePage(BaseModel):
+    items: list[QueueItem] = Field(description="newest first")
+    next_cursor: str | None
+
+
+class BulkReviewIn(BaseModel):
+    inspection_ids: list[uuid.UUID] = Field(min_length=1, max_length=500)
+    decision: ReviewDecision
+    defect_class: str | None = Field(default=None, max_length=64)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class BulkReviewOut(BaseModel):
+    reviewed: list[str]
+    reviewer: str
+
+
+class ReviewHistory(BaseModel):
+    inspection_id: str
+    reviews: list[ReviewRecord]
+
+
+class DefectClassesIn(BaseModel):
+    station_prefix: str = Field(min_length=1, max_length=330)
+    names: list[str] = Field(max_length=50)
+
+
+class DefectClasses(BaseModel):
+    station: str
+    names: list[str]
+
+
+# ------------------------------------------------------------------------------------------------ trends
+
+Bucket = Literal["hour", "day"]
+
+
+class TrendPoint(BaseModel):
+    start: datetime
+    total: int
+    fail: int
+    yield_rate: float | None
+    defect_rate: float | None
+
+
+class ParetoRow(BaseModel):
+    defect_class: str
+    count: int
+    cumulative_share: float
+
+
+class HistogramBin(BaseModel):
+    low: float
+    high: float
+    passed: int
+    failed: int
+
+
+class ModelVersionRow(BaseModel):
+    model_version: str
+    total: int
+    fail: int
+    reviewed: int
+    confirmed_defects: int
+    false_alarms: int
+    escapes: int = Field(description="PASS results that a reviewer confirmed as defects")
+
+
+class Trends(BaseModel):
+    station: str | None
+    since: datetime
+    until: datetime
+    bucket: Bucket
+    series: list[TrendPoint]
+    pareto: list[ParetoRow]
+    scores: list[HistogramBin]
+    thresholds: list[float] = Field(description="the distinct thresholds results were judged with")
+    models: list[ModelVersionRow]
+
+
+# ---------------------------------------------------------------------------------------------- thresholds
+
+
+class EvidenceBin(BaseModel):
+    low: float
+    high: float
+    confirmed_defects: int
+    false_alarms: int
+
+
+class RatePoint(BaseModel):
+    threshold: float
+    false_reject_rate: float | None = Field(description="share of false alarms that this threshold still rejects")
+    escape_rate: float | None = Field(description="share of confirmed defects that this threshold passes")
+
+
+class ThresholdEvidence(BaseModel):
+    station: str
+    model_version: str | None
+    confirmed_defects: int
+    false_alarms: int
+    current_threshold: float | None
+    histogram: list[EvidenceBin]
+    curve: list[RatePoint]
+    target_false_reject_rate: float
+    proposed_threshold: float | None
+    proposed: RatePoint | None
+    what_if: RatePoint | None = Field(default=None, description="the rates at the threshold asked for (`at`)")
+    note: str | None = None
+
+
+class ThresholdIn(BaseModel):
+    threshold: float = Field(gt=0, allow_inf_nan=False, description="a finite positive number")
+    model_version: str | None = Field(default=None, max_length=64)
+    reason: str = Field(min_length=1, max_length=2000, description="why the threshold changes (audited)")
+
+
+class Assignment(BaseModel):
+    """What a station should run: the line runner polls this."""
+
+    station: str
+    model_version: str | None
+    threshold: float | None
+    updated_by: str | None
+    updated_at: datetime | None
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    old_value: str | None
+    new_value: str | None
+    reason: str | None

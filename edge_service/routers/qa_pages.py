@@ -1,0 +1,40 @@
+"""The QA workstation's pages (review queue, part viewer, trends, thresholds); offline: assets from /static."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from edge_service.dependencies import Settings
+from edge_service.routers.pages import PAGES
+
+router = APIRouter(include_in_schema=False)
+SHIFT_START_HOURS = (6, 14, 22)  # local time of the browser; "this shift" starts at the latest of these
+
+
+def _page(name: str, needs_token: bool) -> HTMLResponse:
+    config = {"needsToken": needs_token, "shiftStartHours": list(SHIFT_START_HOURS)}
+    html = (PAGES / name).read_text().replace("/*CONFIG*/", f"window.QA = {json.dumps(config)};")
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/qa", response_class=HTMLResponse)
+def review_queue_page(settings: Settings) -> HTMLResponse:
+    return _page("qa_queue.html", not settings.insecure_local)
+
+
+@router.get("/qa/part", response_class=HTMLResponse)
+def part_viewer_page(settings: Settings) -> HTMLResponse:
+    return _page("qa_part.html", not settings.insecure_local)
+
+
+@router.get("/qa/trends", response_class=HTMLResponse)
+def trends_page(settings: Settings) -> HTMLResponse:
+    return _page("qa_trends.html", not settings.insecure_local)
+
+
+@router.get("/qa/thresholds", response_class=HTMLResponse)
+def thresholds_page(settings: Settings) -> HTMLResponse:
+    return _page("qa_thresholds.html", not settings.insecure_local)

@@ -1,0 +1,136 @@
+"""The review queue: its API (filters, paging, bulk reviews all-or-nothing, roles) on SQLite and PostgreSQL,
+and the page in real headless Chromium (keyboard review seen in history, today's FAILs, read-only operators)."""
+
+from __future__ import annotations
+
+import qa_support
+from qa_support import Page, at, seed_today_and_yesterday
+from service_support import OTHER, STATION, make_result
+
+qa_server, chromium = qa_support.qa_server, qa_support.chromium  # fixtures
+
+Q = "/api/v1/qa/queue"
+
+
+def test_queue_filters_and_pages_newest_first(service):
+    rows = [make_result(verdict="FAIL" if i % 2 else "PASS", score=i / 10, part_id=f"AB-{i}", at=at(i),
+                        model_version="2" if i < 3 else "1") for i in range(7)]
+    rows.append(make_result(station=OTHER, verdict="FAIL", score=0.95, part_id="ZZ-1", at=at(0.5)))
+    assert service.post(rows).status_code == 200
+    ids = [r["inspection_id"] for r in rows[:7]]
+    page = service.get(Q, station="plant1/area1/line1", limit=3).json()
+    assert [i["inspection_id"] for i in page["items"]] == ids[:3]
+    rest = service.get(Q, station="plant1/area1/line1", limit=10, cursor=page["next_cursor"]).json()
+    assert [i["inspection_id"] for i in rest["items"]] == ids[3:] and rest["next_cursor"] is None
+    fails = service.get(Q, verdict="FAIL", station=STATION).json()["items"]
+    assert [i["part_id"] for i in fails] == ["AB-1", "AB-3", "AB-5"]
+    assert [i["part_id"] for i in service.get(Q, part_id="ZZ").json()["items"]] == ["ZZ-1"]
+    assert [i["part_id"] for i in service.get(Q, part_id="AB-1").json()["items"]] == ["AB-1"]
+    assert {i["part_id"] for i in service.get(Q, model_version="2").json()["items"]} == {"AB-0", "AB-1", "AB-2"}
+    scored = service.get(Q, min_score=0.25, max_score=0.45).json()["items"]
+    assert [i["part_id"] for i in scored] == ["AB-3", "AB-4"]
+    recent = service.get(Q, since=at(2.5).isoformat(), station=STATION).json()["items"]
+    assert [i["part_id"] for i in recent] == ["AB-0", "AB-1", "AB-2"]
+    service.post([make_result(part_id="X_1"), make_result(part_id="XY1"), make_result(part_id="X%2")])
+    assert [i["part_id"] for i in service.get(Q, part_id="X_").json()["items"]] == ["X_1"]  # _ is no wildcard
+    assert [i["part_id"] for i in service.get(Q, part_id="X%").json()["items"]] == ["X%2"]
+    bad = service.get(Q, min_score=0.9, max_score=0.1)
+    assert bad.status_code == 422 and "min_score 0.9 is above max_score 0.1" in bad.json()["message"]
+
+
+def test_bulk_review_is_all_or_nothing_and_records_who(service):
+    rows = [make_result(verdict="FAIL") for _ in range(3)]
+    service.post(rows)
+    ids = [r["inspection_id"] for r in rows]
+    ghost = "00000000-0000-4000-8000-000000000000"
+    body = {"inspection_ids": [*ids[:2], ghost], "decision": "false_alarm"}
+    res = service.client.post("/api/v1/qa/reviews", json=body, headers=service.h("qa"))
+    assert res.status_code == 404 and ghost in res.json()["message"] and "nothing" in res.json()["message"]
+    assert all(i["review_state"] == "unreviewed" for i in service.get(Q).json()["items"])
+    service.client.put("/api/v1/qa/defect-classes", json={"station_prefix": "plant1/area1", "names": ["scratch",
+                                                                                                      "dent"]},
+                       headers=service.h("qa"))
+    wrong = service.client.post("/api/v1/qa/reviews", json={"inspection_ids": ids, "decision": "confirmed_defect",
+                                                            "defect_class": "rust"}, headers=service.h("qa"))
+    assert wrong.status_code == 422 and "'rust'" in wrong.json()["message"] and "dent, scratch" in wrong.text
+    ok = service.client.post("/api/v1/qa/reviews", json={"inspection_ids": ids[:2], "decision": "confirmed_defect",
+                                                         "defect_class": "dent", "comment": "bulk"},
+                             headers=service.h("qa"))
+    assert ok.status_code == 200 and ok.json() == {"reviewed": ids[:2], "reviewer": "test-qa"}
+    states = {i["inspection_id"]: (i["review_state"], i["defect_class"]) for i in service.get(Q).json()["items"]}
+    assert states == {ids[0]: ("confirmed_defect", "dent"), ids[1]: ("confirmed_defect", "dent"),
+                      ids[2]: ("unreviewed", None)}
+    history = service.get(f"/api/v1/qa/results/{ids[0]}/history").json()["reviews"]
+    assert [(h["decision"], h["reviewer"], h["comment"]) for h in history] == [("confirmed_defect", "test-qa", "bulk")]
+    assert service.get(Q, defect_class="dent").json()["items"][0]["defect_class"] == "dent"
+    assert service.get("/api/v1/qa/defect-classes", station=STATION).json()["names"] == ["dent", "scratch"]
+    assert service.get("/api/v1/qa/defect-classes", station=OTHER).json()["names"] == ["dent", "scratch"]
+
+
+def test_operators_see_but_may_not_review(service):
+    rows = [make_result(verdict="FAIL")]
+    service.post(rows)
+    me = service.get("/api/v1/qa/whoami").json()
+    assert me == {"name": "test-operator", "role": "operator", "can_review": False, "can_audit": False}
+    assert service.get("/api/v1/qa/whoami", role="qa").json()["can_review"] is True
+    res = service.client.post("/api/v1/qa/reviews", json={"inspection_ids": [rows[0]["inspection_id"]],
+                                                          "decision": "false_alarm"}, headers=service.h("operator"))
+    assert res.status_code == 403
+    assert service.get(Q).json()["items"][0]["review_state"] == "unreviewed"
+    assert service.get(Q, role="edge").status_code == 403
+
+
+def test_review_a_fail_with_the_keyboard_and_see_it_in_history(qa_server, chromium, tmp_path):
+    rows = seed_today_and_yesterday(qa_server)
+    import httpx
+
+    httpx.put(f"{qa_server.url}/api/v1/qa/defect-classes", headers=qa_server.h("qa"),
+              json={"station_prefix": "plant1", "names": ["burr", "crack", "dent"]}).raise_for_status()
+    p = Page(chromium, qa_server, "qa", "/qa", tmp_path)
+    page = p.page
+    page.select_option("#f-verdict", "FAIL")
+    page.click("#apply")
+    page.wait_for_function("document.querySelectorAll('#queue tbody tr').length === 3")
+    # the first row is the current one and has a thumbnail from the stored image
+    page.wait_for_function("document.querySelector('#queue tbody tr img.thumb').src.startsWith('blob:')")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("ArrowDown")  # second FAIL: P-TWO
+    page.wait_for_function(f"document.getElementById('panel').dataset.ready === '{rows['fail2']['inspection_id']}'")
+    page.keyboard.press("2")  # crack
+    assert page.locator("#class").input_value() == "crack"
+    page.keyboard.press("c")
+    page.keyboard.type("burr on the rim")
+    page.keyboard.press("Escape")
+    page.keyboard.press("d")
+    # the review is stored and the cursor moves on; going back shows it in history with who
+    page.wait_for_function("document.querySelectorAll('#queue tbody tr')[1].querySelector('.state')"
+                           ".textContent === 'confirmed defect'")
+    page.keyboard.press("ArrowUp")
+    page.wait_for_function("document.getElementById('history').textContent.includes('qa-anna')")
+    assert "burr on the rim" in page.text_content("#history")
+    assert "crack" in page.text_content("#history")
+    p.finish("keyboard-review")
+    detail = httpx.get(f"{qa_server.url}/api/v1/results/{rows['fail2']['inspection_id']}",
+                       headers=qa_server.h("qa")).json()
+    assert [(r["decision"], r["defect_class"], r["reviewer"]) for r in detail["reviews"]] == [
+        ("confirmed_defect", "crack", "qa-anna")]
+
+
+def test_filter_to_todays_fails(qa_server, chromium, tmp_path):
+    seed_today_and_yesterday(qa_server)
+    p = Page(chromium, qa_server, "operator", "/qa", tmp_path)
+    page = p.page
+    page.wait_for_function("document.querySelectorAll('#queue tbody tr').length === 4")
+    page.select_option("#f-time", "today")
+    page.select_option("#f-verdict", "FAIL")
+    page.click("#apply")
+    page.wait_for_function("document.querySelectorAll('#queue tbody tr').length === 2")
+    parts = page.locator("#queue tbody tr td:nth-child(5)").all_text_contents()
+    assert parts == ["P-NEW", "P-TWO"]
+    # an operator sees the queue but the page says it is read-only, and the keys change nothing
+    assert page.is_visible("#readonly") and "operator" in page.text_content("#readonly")
+    assert page.is_disabled("#do-defect")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("d")
+    page.wait_for_function("document.getElementById('error').textContent.includes('may not review')")
+    p.finish("today-fails")
