@@ -67,7 +67,7 @@ def _to_three_channels(arr: np.ndarray, name: str, bgr: bool) -> tuple[np.ndarra
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise ImageError(f"{name}: unsupported image shape {arr.shape}; expected HxW grey, HxWx3 RGB or "
                          "HxWx4 RGBA")
-    note = None
+    note: str | None = None
     if arr.shape[2] == 4:
         arr, note = arr[:, :, :3], "alpha channel dropped"
     return (cv2.cvtColor(arr, cv2.COLOR_BGR2RGB) if bgr else arr), note
