@@ -62,12 +62,12 @@ def _to_three_channels(arr: np.ndarray, name: str, bgr: bool) -> tuple[np.ndarra
     """(RGB image, conversion) from 1-4 channels of 8-bit data."""
     if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 2)):
         grey = arr if arr.ndim == 2 else arr[:, :, 0]
-        note = "grayscale replicated to RGB" + (" (alpha dropped)" if arr.ndim == 3 and arr.shape[2] == 2 else "")
-        return np.repeat(grey[:, :, None], 3, axis=2), note
+        alpha = " (alpha dropped)" if arr.ndim == 3 and arr.shape[2] == 2 else ""
+        return np.repeat(grey[:, :, None], 3, axis=2), "grayscale replicated to RGB" + alpha
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise ImageError(f"{name}: unsupported image shape {arr.shape}; expected HxW grey, HxWx3 RGB or "
                          "HxWx4 RGBA")
-    note: str | None = None
+    note = None
     if arr.shape[2] == 4:
         arr, note = arr[:, :, :3], "alpha channel dropped"
     return (cv2.cvtColor(arr, cv2.COLOR_BGR2RGB) if bgr else arr), note
