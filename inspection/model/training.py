@@ -40,11 +40,12 @@ class TrainConfig:
     name: str
     model_version: str = "1"
     input_size: tuple[int, int] = (256, 256)
+    # the defaults are the ``balanced`` preset (inspection.model.presets), as for `inspection train`
     bank_size: int = 1024
-    projection_dim: int | None = 32
+    projection_dim: int | None = None
     blur_sigma: float = 0.0
-    whiten: bool = False  # whiten the patch features (training patches' covariance) before the bank
-    normalise: bool = False  # per-position normalisation of the patch map (leave-one-image-out statistics)
+    whiten: bool = True  # whiten the patch features (training patches' covariance) before the bank
+    normalise: bool = True  # per-position normalisation of the patch map (leave-one-image-out statistics)
     border: int = 0  # patches at each edge left out of the map and the score
     top_k: int = 1  # image score: mean of the top-k patches (1 = the maximum)
     preset: str | None = None
