@@ -13,6 +13,20 @@ from inspection.errors import InspectionError
 from inspection.model.calibration import Policy
 
 
+def _preset_with_overrides(preset: str, given: dict) -> dict:
+    """The preset's settings with the options given on the command line on top (projection 0 = none)."""
+    from inspection.model.presets import preset_settings
+
+    try:
+        settings = preset_settings(preset)
+    except ValueError as exc:
+        raise fail(f"--preset: {exc}") from None
+    settings.update({k: v for k, v in given.items() if v is not None})
+    if settings.get("projection_dim") == 0:
+        settings["projection_dim"] = None
+    return settings
+
+
 def train(
     good: Annotated[Path, typer.Option(help="Folder of good images of the part.")],
     out: Annotated[Path, typer.Option(help="Model file to write (.onnx).")],
@@ -43,18 +57,11 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Train a model for a new part type from good images only."""
-    from inspection.model.presets import preset_settings
     from inspection.model.training import TrainConfig
     from inspection.model.training import train as run_train
 
-    try:
-        settings = preset_settings(preset)
-    except ValueError as exc:
-        raise fail(f"--preset: {exc}") from None
-    given = {"bank_size": bank_size, "blur_sigma": blur_sigma, "border": border, "top_k": top_k}
-    settings.update({k: v for k, v in given.items() if v is not None})
-    if projection_dim is not None:
-        settings["projection_dim"] = projection_dim or None
+    settings = _preset_with_overrides(preset, {"bank_size": bank_size, "blur_sigma": blur_sigma, "border": border,
+                                               "top_k": top_k, "projection_dim": projection_dim})
     config = TrainConfig(name=name or out.stem, model_version=version, input_size=parse_size(input_size),
                          holdout_fraction=holdout, target_frr=target_frr, policy=policy, seed=seed,
                          threads=threads, progress=not quiet, **settings)
