@@ -198,12 +198,13 @@ def to_markdown(report: EvalReport) -> str:
              f"Data: `{report.data}`: {report.good_images} good and {report.defect_images} defective test images. "
              f"Threshold {report.threshold:.4f} (FAIL when score > threshold): false-reject rate on good "
              f"parts {report.false_reject_rate:.1%}.", "",
-             "| defect kind | subtle | defects | SNR median | image AUROC | pixel AUROC | AUPRO (FPR ≤ 30 %) | F1 | "
-             "true fail | false fail | true pass | false pass |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| defect kind | images | subtle | defects | SNR median | image AUROC | pixel AUROC | "
+             "AUPRO (FPR ≤ 30 %) | F1 | true fail | false fail | true pass | false pass |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k in [*report.per_kind, report.overall, *report.per_kind_subtlety]:
         c = k.confusion
         sub = "all" if k.subtle is None else ("subtle" if k.subtle else "clear")
-        lines.append(f"| {k.kind} | {sub} | {k.defect_images} | {f(k.snr_median)} | {f(k.image_auroc)} | "
+        lines.append(f"| {k.kind} | {k.images} | {sub} | {k.defect_images} | {f(k.snr_median)} | {f(k.image_auroc)} | "
                      f"{f(k.pixel_auroc)} | {f(k.aupro)} | {f(k.f1)} | {c.true_fail} | {c.false_fail} | "
                      f"{c.true_pass} | {c.false_pass} |")
     if report.errors:
