@@ -95,3 +95,5 @@ class InspectionResult(BaseModel):
     image_height: int
     regions: list[Region]
     timings: StageTimings
+    input_conversion: str | None = Field(default=None, description="how the frame was converted to 8-bit RGB "
+                                         "(mono cameras: grayscale replicated; 16-bit: v / 257), if it was")

@@ -27,15 +27,36 @@ def _backbone_features(images):
     return sess.run(["feat8", "feat16"], {"input": x})
 
 
-@pytest.mark.parametrize(("projection_dim", "blur_sigma", "size"), [
-    (None, 0.0, (256, 256)), (32, 0.0, (256, 256)), (16, 1.0, (256, 256)), (32, 0.0, (192, 256))])
-def test_graph_matches_numpy_reference(samples, projection_dim, blur_sigma, size):
+def _head(projection_dim, blur_sigma, size, normalise=False, border=0, top_k=1, whiten=False):
     rng = np.random.default_rng(0)
-    images = _images(samples, size=size)
     bank_full = rng.standard_normal((300, 120)).astype(np.float32) * 0.3
     projection = principal_axes(bank_full, projection_dim) if projection_dim else None
     bank = bank_full @ projection if projection is not None else bank_full
-    head = HeadParams((0.05, 0.04), projection, bank, np.sum(bank_full.astype(np.float64) ** 2, 1), blur_sigma, size)
+    h, w = size[0] // 8, size[1] // 8
+    mean = std = None
+    if normalise:  # position maps with structure, so a wrong orientation or a swapped axis shows
+        mean = (3.0 + rng.random((h, w)) + np.linspace(0, 1, w)[None, :]).astype(np.float32)
+        std = (0.2 + rng.random((h, w)) * 0.5).astype(np.float32)
+    white_mean = white = None
+    if whiten:
+        white_mean = (rng.standard_normal(120) * 0.1).astype(np.float32)
+        a = rng.standard_normal((120, 120))
+        white = (np.eye(120) + 0.1 * (a + a.T)).astype(np.float32)
+    return HeadParams((0.05, 0.04), projection, bank, np.sum(bank_full.astype(np.float64) ** 2, 1), blur_sigma,
+                      size, position_mean=mean, position_std=std, border=border, top_k=top_k,
+                      whiten_mean=white_mean, whiten=white)
+
+
+@pytest.mark.parametrize(("projection_dim", "blur_sigma", "size", "normalise", "border", "top_k", "whiten"), [
+    (None, 0.0, (256, 256), False, 0, 1, False), (32, 0.0, (256, 256), False, 0, 1, False),
+    (16, 1.0, (256, 256), False, 0, 1, False), (32, 0.0, (192, 256), False, 0, 1, False),
+    (32, 0.0, (256, 256), True, 0, 1, False), (32, 1.0, (192, 256), True, 0, 1, False),
+    (32, 0.0, (256, 256), True, 2, 1, False), (32, 1.0, (256, 320), True, 1, 10, False),
+    (None, 0.0, (256, 256), False, 0, 5, False), (None, 1.0, (256, 256), True, 1, 1, True),
+    (32, 0.0, (256, 256), False, 0, 1, True)])
+def test_graph_matches_numpy_reference(samples, projection_dim, blur_sigma, size, normalise, border, top_k, whiten):
+    images = _images(samples, size=size)
+    head = _head(projection_dim, blur_sigma, size, normalise, border, top_k, whiten)
     graph = inspection_graph(onnx.load(str(backbone_path())), head)
     sess = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
     maps, scores = sess.run(["anomaly_map", "score"], {"image": images})
@@ -43,6 +64,22 @@ def test_graph_matches_numpy_reference(samples, projection_dim, blur_sigma, size
     assert maps.shape == (len(images), 1, *size)
     np.testing.assert_allclose(scores, ref_scores, atol=1e-4, rtol=0)
     np.testing.assert_allclose(maps, ref_maps, atol=1e-4, rtol=0)
+    if border:
+        assert not maps[:, :, :border * 8 - 4].any() and not maps[:, :, :, -(border * 8 - 4):].any()
+    if top_k > 1:  # the score is the top-k mean, not the maximum (so the option is really in the graph)
+        assert np.all(scores <= maps.reshape(len(maps), -1).max(axis=1) + 1e-6)
+
+
+def test_normalisation_changes_the_map(samples):
+    """The normalisation maps are used: a graph with them differs from one without by exactly (d - m) / s."""
+    images = _images(samples, n=2)
+    plain, normalised = _head(32, 0.0, (256, 256)), _head(32, 0.0, (256, 256), normalise=True)
+    outs = []
+    for head in (plain, normalised):
+        sess = ort.InferenceSession(inspection_graph(onnx.load(str(backbone_path())), head).SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
+        outs.append(sess.run(["anomaly_map"], {"image": images})[0])
+    assert np.abs(outs[0] - outs[1]).max() > 1.0
 
 
 def test_trained_model_matches_reference_and_reload(samples, small_model, tmp_path):

@@ -7,11 +7,13 @@ import shutil
 
 import numpy as np
 import onnx
+import pytest
 from typer.testing import CliRunner
 
 from inspection.cli import app
 from inspection.model.metadata import REQUIRED_KEYS, read_metadata
 from inspection.model.runtime import InspectionModel
+from inspection.model.training import TrainConfig, train
 
 runner = CliRunner()
 
@@ -27,7 +29,8 @@ def test_train_writes_one_graph_with_metadata_and_report(samples, tmp_path):
     good = _copy_good(samples, tmp_path / "good", 30)
     out = tmp_path / "plate.onnx"
     res = runner.invoke(app, ["train", "--good", str(good), "--out", str(out), "--bank-size", "128",
-                              "--defects", str(samples / "knurled_plate" / "test"), "--quiet", "--version", "7"])
+                              "--projection-dim", "32", "--defects", str(samples / "knurled_plate" / "test"),
+                              "--quiet", "--version", "7"])
     assert res.exit_code == 0, res.output
     graph = onnx.load(str(out))
     assert [i.name for i in graph.graph.input] == ["image"]
@@ -36,6 +39,7 @@ def test_train_writes_one_graph_with_metadata_and_report(samples, tmp_path):
     assert set(REQUIRED_KEYS) <= keys
     meta = read_metadata(out)
     assert meta.model_version == "7" and meta.head.bank_size == 128 and meta.head.projection_dim == 32
+    assert meta.head.preset == "balanced" and meta.head.whitened  # the default preset, options override it
     assert meta.training_set.images + meta.training_set.held_out == 30
     assert len(meta.training_set.digest) == 64
     report = json.loads((tmp_path / "plate.calibration.json").read_text())
@@ -86,6 +90,8 @@ def test_bad_options_are_named(samples, tmp_path):
     assert res.exit_code == 2 and "multiples of 16" in res.output
     res = runner.invoke(app, ["train", "--good", str(good), "--out", str(tmp_path / "m.onnx"), "--policy", "f1"])
     assert res.exit_code == 2 and "needs labelled defect images" in res.output
+    res = runner.invoke(app, ["train", "--good", str(good), "--out", str(tmp_path / "m.onnx"), "--preset", "quick"])
+    assert res.exit_code == 2 and "--preset: unknown preset 'quick'" in res.output
 
 
 def test_calibrate_rewrites_threshold_without_retraining(small_model, samples, tmp_path):
@@ -100,3 +106,40 @@ def test_calibrate_rewrites_threshold_without_retraining(small_model, samples, t
     assert after.threshold != before.threshold
     assert after.training_set == before.training_set and after.head == before.head
     assert InspectionModel.load(model).threshold == after.threshold
+
+
+def test_presets_set_the_head_and_are_recorded(samples, tmp_path):
+    """Each preset gives the head it names, and the model says which preset made it."""
+    from inspection.model.graph import head_from_model
+    from inspection.model.presets import DEFAULT_PRESET, PRESETS, preset_settings
+
+    assert DEFAULT_PRESET == "balanced"
+    assert all(getattr(TrainConfig(name="x"), k) == v for k, v in PRESETS[DEFAULT_PRESET].items())
+    out = tmp_path / "fast.onnx"
+    train(samples / "flange" / "train" / "good", out, TrainConfig(name="fast", progress=False,
+                                                                   **preset_settings("fast")))
+    meta, head = read_metadata(out), head_from_model(out)
+    assert meta.head.preset == "fast" and meta.head.bank_size == 1 and meta.head.whitened
+    assert head.whiten is not None and head.position_mean is not None and head.position_std is not None
+    assert head.position_std.min() > 0
+    with pytest.raises(ValueError, match="unknown preset 'quick'"):
+        preset_settings("quick")
+
+
+def test_position_statistics_exclude_self_matches():
+    """A bank image measured against a bank holding its own patches would score ~0; excluding them gives
+    the distance to the nearest entry of another image."""
+    from inspection.model.anomaly_head import HeadParams
+    from inspection.model.normalisation import leave_one_out_distances
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 5, 4)).astype(np.float32)
+    bank = x.reshape(-1, 4)  # every patch is in the bank
+    head = HeadParams((1.0, 1.0), None, bank, np.sum(bank.astype(np.float64) ** 2, 1), 0.0, (64, 64))
+    entry_image = np.repeat(np.arange(3), 5)
+    d = leave_one_out_distances(x, head, entry_image)
+    for i in range(3):
+        others = bank[entry_image != i]
+        expected = np.sqrt(((x[i][:, None, :] - others[None]) ** 2).sum(-1)).min(axis=1)
+        np.testing.assert_allclose(d[i], expected, atol=1e-4)
+    assert d.min() > 0.1

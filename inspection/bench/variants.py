@@ -4,12 +4,13 @@ destroy the small differences between large norms it relies on)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from inspection.model.anomaly_head import HeadParams
+from inspection.model.anomaly_head import HeadParams, resize_bilinear
 from inspection.model.graph import head_from_model, inspection_graph
 from inspection.model.metadata import read_metadata, write_metadata
 from inspection.model.runtime import resize_for_model
@@ -20,18 +21,28 @@ def at_size(model_path: str | Path, size: tuple[int, int], out: Path) -> Path:
     """The same model at another input size (for speed sweeps; accuracy is only known at the trained size)."""
     head = head_from_model(model_path)
     meta = read_metadata(model_path)
-    graph = inspection_graph(onnx.load(str(backbone_path())), HeadParams(
-        head.layer_scales, head.projection, head.bank, head.bank_sq, head.blur_sigma, size))
+    graph = inspection_graph(onnx.load(str(backbone_path())), resized_head(head, size))
     write_metadata(graph, meta.model_copy(update={"input_size": size, "name": f"{meta.name}@{size[0]}x{size[1]}"}))
     onnx.save(graph, str(out))
     return out
+
+
+def resized_head(head: HeadParams, size: tuple[int, int]) -> HeadParams:
+    """The head at another input size: the position maps (if any) resized bilinearly to the new patch grid."""
+    out = replace(head, input_size=size)
+    if head.position_mean is None or head.position_std is None:
+        return out
+    grid = out.patch_shape
+    mean, std = (resize_bilinear(m[None, None].astype(np.float64), grid)[0, 0].astype(np.float32)
+                 for m in (head.position_mean, head.position_std))
+    return replace(out, position_mean=mean, position_std=std, top_k=min(head.top_k, grid[0] * grid[1]))
 
 
 class _Calibration:
     def __init__(self, images: list[np.ndarray], size: tuple[int, int]):
         self.batches = iter([{"image": resize_for_model(im, size)[None]} for im in images])
 
-    def get_next(self):
+    def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self.batches, None)
 
 
@@ -41,7 +52,7 @@ def int8(model_path: str | Path, calibration_images: list[np.ndarray], out: Path
     meta = read_metadata(model_path)
     graph = onnx.load(str(model_path))
     head_nodes = [n.name for n in graph.graph.node if not n.name.startswith("/")]  # ours; the backbone's start "/"
-    reader = _Calibration(calibration_images, tuple(meta.input_size))
+    reader = _Calibration(calibration_images, meta.input_size)
     CalibrationDataReader.register(type(reader))
     quantize_static(str(model_path), str(out), reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
                     per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,

@@ -16,6 +16,20 @@ from inspection.errors import InspectionError
 Policy = Literal["frr", "f1"]
 
 
+def _preset_with_overrides(preset: str, given: dict) -> dict:
+    """The preset's settings with the options given on the command line on top (projection 0 = none)."""
+    from inspection.model.presets import preset_settings
+
+    try:
+        settings = preset_settings(preset)
+    except ValueError as exc:
+        raise fail(f"--preset: {exc}") from None
+    settings.update({k: v for k, v in given.items() if v is not None})
+    if settings.get("projection_dim") == 0:
+        settings["projection_dim"] = None
+    return settings
+
+
 def train(
     good: Annotated[Path, typer.Option(help="Folder of good images of the part.")],
     out: Annotated[Path, typer.Option(help="Model file to write (.onnx).")],
@@ -23,11 +37,16 @@ def train(
     version: Annotated[str, typer.Option(help="Model version recorded in results.")] = "1",
     input_size: Annotated[str, typer.Option(help="Model input HxW (multiples of 16), e.g. 256 or 256x320.")]
     = "256",
-    bank_size: Annotated[int, typer.Option(help="Memory-bank entries (coreset size).")] = 1024,
-    projection_dim: Annotated[int, typer.Option(help="Principal axes kept for the search; 0 = no projection.")]
-    = 32,
-    blur_sigma: Annotated[float, typer.Option(help="Gaussian blur of the patch map, in patches; 0 = none.")]
-    = 0.0,
+    preset: Annotated[str, typer.Option(help="fast (one Gaussian), balanced (whitened bank of 1024) or accurate "
+                                             "(whitened bank of 2048); options given below override it.")]
+    = "balanced",
+    bank_size: Annotated[int | None, typer.Option(help="Memory-bank entries (coreset size; 1 with whitening = "
+                                                       "one Gaussian).")] = None,
+    projection_dim: Annotated[int | None, typer.Option(help="Principal axes kept for the search; 0 = none.")]
+    = None,
+    blur_sigma: Annotated[float | None, typer.Option(help="Gaussian blur of the patch map, in patches.")] = None,
+    border: Annotated[int | None, typer.Option(help="Patches at each edge left out of map and score.")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Image score: mean of the top-k patches (1 = max).")] = None,
     holdout: Annotated[float, typer.Option(help="Fraction of good images held out for calibration.")] = 0.15,
     calib_good: Annotated[Path | None, typer.Option(help="Separate folder of held-out good images.")] = None,
     defects: Annotated[Path | None, typer.Option(help="Folder of labelled defect images, searched recursively "
@@ -44,10 +63,11 @@ def train(
     from inspection.model.training import TrainConfig
     from inspection.model.training import train as run_train
 
+    settings = _preset_with_overrides(preset, {"bank_size": bank_size, "blur_sigma": blur_sigma, "border": border,
+                                               "top_k": top_k, "projection_dim": projection_dim})
     config = TrainConfig(name=name or out.stem, model_version=version, input_size=parse_size(input_size),
-                         bank_size=bank_size, projection_dim=projection_dim or None, blur_sigma=blur_sigma,
                          holdout_fraction=holdout, target_frr=target_frr, policy=policy, seed=seed,
-                         threads=threads, progress=not quiet)
+                         threads=threads, progress=not quiet, **settings)
     try:
         report = run_train(good, out, config, calib_good_dir=calib_good, defects_dir=defects)
     except (InspectionError, ValueError) as exc:
@@ -55,7 +75,7 @@ def train(
     report_file_errors(report.errors)
     c = report.calibration
     total = sum(report.seconds.values())
-    typer.echo(f"wrote {report.model_path}: bank {config.bank_size} from {report.patches} patches of "
+    typer.echo(f"wrote {report.model_path} (preset {preset}): bank {config.bank_size} from {report.patches} patches of "
                f"{report.bank_images} images; threshold {c.threshold:.4f} ({c.policy}, "
                f"{c.good_count} held-out good, {c.defect_count} defect); trained in {total:.1f} s")
     for note in c.notes:

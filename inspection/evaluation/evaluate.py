@@ -4,7 +4,10 @@
     <data>/test/<kind>/*.png          defective images, one folder per defect kind
     <data>/ground_truth/<kind>/<name>_mask.png   their pixel masks (non-zero = defect)
 
-Pixel metrics are computed at the model's input size (masks resized with nearest neighbour).
+Pixel metrics are computed at the model's input size (masks resized with nearest neighbour). An optional
+``<data>/defects.json`` (written by the real-surfaces generator) gives each defect image's attributes,
+``{"test/<kind>/<name>.png": {"subtle": bool, "snr": float, ...}}``; with it the report also splits every
+kind into its subtle and clear defects and gives their median visibility SNR (mask vs surrounding ring).
 """
 
 from __future__ import annotations
@@ -25,12 +28,18 @@ from inspection.model.runtime import InspectionModel, resize_for_model
 
 
 class KindMetrics(BaseModel):
+    """Metrics over the good test images plus the defect images of one kind (or of all, or of one subtlety)."""
+
     kind: str
+    subtle: bool | None = None  # None: subtle and clear together
     images: int
+    defect_images: int = 0
+    snr_median: float | None = None  # model-free visibility of the defects (needs defects.json)
     image_auroc: float | None
     pixel_auroc: float | None
     aupro: float | None
     f1: float | None
+    false_reject_rate: float | None = None  # good images scored above the threshold
     confusion: Confusion
 
 
@@ -44,6 +53,8 @@ class EvalReport(BaseModel):
     defect_images: int
     overall: KindMetrics
     per_kind: list[KindMetrics]
+    per_kind_subtlety: list[KindMetrics] = []  # each kind split into subtle / clear (needs defects.json)
+    false_reject_rate: float  # good test images scored above the model's threshold
     errors: list[str]
 
 
@@ -52,6 +63,18 @@ class _Sample:
     kind: str
     image: np.ndarray
     mask: np.ndarray | None
+    subtle: bool | None = None
+    snr: float | None = None
+
+
+def _attributes(data: Path) -> dict[str, dict]:
+    path = data / "defects.json"
+    if not path.is_file():
+        return {}
+    try:
+        return dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise DatasetError(f"{path}: not a JSON object of defect attributes ({exc})") from None
 
 
 @dataclass
@@ -71,6 +94,7 @@ def _load_test_set(data: Path, size: tuple[int, int], progress: bool) -> _Loaded
     if len(kinds) < 2:
         raise DatasetError(f"{test}: no defect folders beside good/")
     loaded = _Loaded()
+    attributes = _attributes(data)
     paths = [(k, p) for k in kinds for p in list_images(test / k)]
     for kind, path in tqdm(paths, desc="reading test set", unit="img", disable=not progress, leave=False):
         try:
@@ -89,22 +113,46 @@ def _load_test_set(data: Path, size: tuple[int, int], progress: bool) -> _Loaded
                 mask = None
             else:
                 mask = cv2.resize(raw, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) > 0
-        loaded.samples.append(_Sample(kind, image, mask))
+        extra = attributes.get(f"test/{kind}/{path.name}", {})
+        loaded.samples.append(_Sample(kind, image, mask, extra.get("subtle"), extra.get("snr")))
     return loaded
 
 
-def _metrics(kind: str, labels, scores, masks, maps, threshold) -> KindMetrics:
+def _metrics(kind: str, labels, scores, masks, maps, threshold, snrs=(), subtle: bool | None = None
+             ) -> KindMetrics:
     conf = confusion(labels, scores, threshold)
+    good = ~np.asarray(labels, bool)
+    frr = float(np.mean(np.asarray(scores)[good] > threshold)) if good.any() else None
+    known = [v for v in snrs if v is not None]
     have = [i for i, m in enumerate(masks) if m is not None]
     pm = np.stack([masks[i] for i in have]) if have else None
-    pa = np.stack([maps[i] for i in have]) if have else None
+    pa = np.stack([maps[i] for i in have]) if have else np.zeros(0)
 
     def clean(v: float) -> float | None:
         return None if np.isnan(v) else round(float(v), 6)
 
-    return KindMetrics(kind=kind, images=len(labels), image_auroc=clean(auroc(labels, scores)),
+    return KindMetrics(kind=kind, subtle=subtle, images=len(labels), defect_images=int(np.sum(labels)),
+                       snr_median=round(float(np.median(known)), 4) if known else None,
+                       image_auroc=clean(auroc(labels, scores)),
                        pixel_auroc=clean(auroc(pm, pa)) if pm is not None else None,
-                       aupro=clean(aupro(pm, pa)) if pm is not None else None, f1=clean(conf.f1), confusion=conf)
+                       aupro=clean(aupro(pm, pa)) if pm is not None else None, f1=clean(conf.f1),
+                       false_reject_rate=frr, confusion=conf)
+
+
+def _subsets(kinds: np.ndarray, subtle: np.ndarray, have_attributes: bool
+             ) -> list[tuple[str, bool | None, np.ndarray]]:
+    """(kind, subtlety, indices): each kind with all good images; then split by subtlety where known."""
+    out: list[tuple[str, bool | None, np.ndarray]] = []
+    for kind in sorted(set(kinds) - {"good"}):
+        out.append((kind, None, np.flatnonzero((kinds == kind) | (kinds == "good"))))
+    if have_attributes:
+        for kind in ["all", *sorted(set(kinds) - {"good"})]:
+            for flag in (True, False):
+                chosen = (kinds != "good") if kind == "all" else (kinds == kind)
+                sel = np.flatnonzero((chosen & (subtle == flag)) | (kinds == "good"))
+                if (kinds[sel] != "good").any():
+                    out.append((kind, flag, sel))
+    return out
 
 
 def evaluate(model: InspectionModel, data: str | Path, progress: bool = True, batch: int = 16) -> EvalReport:
@@ -112,27 +160,34 @@ def evaluate(model: InspectionModel, data: str | Path, progress: bool = True, ba
     loaded = _load_test_set(data, model.input_size, progress)
     if not loaded.samples:
         raise DatasetError(f"{data}: no readable test images")
-    maps, scores = [], []
+    maps: list[np.ndarray] = []
+    score_list: list[float] = []
     images = np.stack([s.image for s in loaded.samples])
     for i in tqdm(range(0, len(images), batch), desc="inspecting", unit="batch", disable=not progress,
                   leave=False):
         m, s = model.run(images[i:i + batch])
         maps.extend(m)
-        scores.extend(s)
-    scores = np.array(scores)
+        score_list.extend(s)
+    scores = np.array(score_list)
     kinds = np.array([s.kind for s in loaded.samples])
     labels = kinds != "good"
     masks = [s.mask for s in loaded.samples]
     t = model.threshold
-    overall = _metrics("all", labels, scores, masks, maps, t)
-    per_kind = []
-    for kind in sorted(set(kinds) - {"good"}):
-        sel = np.flatnonzero((kinds == kind) | (kinds == "good"))
-        per_kind.append(_metrics(kind, labels[sel], scores[sel], [masks[i] for i in sel], [maps[i] for i in sel],
-                                 t))
+    snrs = [s.snr for s in loaded.samples]
+    overall = _metrics("all", labels, scores, masks, maps, t, snrs)
+    subtle = np.array([bool(s.subtle) for s in loaded.samples])
+    have_attributes = any(s.subtle is not None for s in loaded.samples)
+    per_kind: list[KindMetrics] = []
+    per_subtlety: list[KindMetrics] = []
+    for kind, flag, sel in _subsets(kinds, subtle, have_attributes):
+        metrics = _metrics(kind, labels[sel], scores[sel], [masks[i] for i in sel], [maps[i] for i in sel], t,
+                           [snrs[i] for i in sel], flag)
+        (per_kind if flag is None else per_subtlety).append(metrics)
     return EvalReport(model=model.path, model_name=model.info.name, model_version=model.info.version,
                       data=str(data), threshold=t, good_images=int((~labels).sum()),
-                      defect_images=int(labels.sum()), overall=overall, per_kind=per_kind, errors=loaded.errors)
+                      defect_images=int(labels.sum()), overall=overall, per_kind=per_kind,
+                      per_kind_subtlety=per_subtlety, false_reject_rate=overall.false_reject_rate or 0.0,
+                      errors=loaded.errors)
 
 
 def to_markdown(report: EvalReport) -> str:
@@ -141,13 +196,17 @@ def to_markdown(report: EvalReport) -> str:
 
     lines = [f"# Evaluation of `{report.model_name}` v{report.model_version}", "",
              f"Data: `{report.data}`: {report.good_images} good and {report.defect_images} defective test images. "
-             f"Threshold {report.threshold:.4f} (FAIL when score > threshold).", "",
-             "| defect kind | images | image AUROC | pixel AUROC | AUPRO (FPR ≤ 30 %) | F1 | true fail | "
-             "false fail | true pass | false pass |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for k in [*report.per_kind, report.overall]:
+             f"Threshold {report.threshold:.4f} (FAIL when score > threshold): false-reject rate on good "
+             f"parts {report.false_reject_rate:.1%}.", "",
+             "| defect kind | images | subtle | defects | SNR median | image AUROC | pixel AUROC | "
+             "AUPRO (FPR ≤ 30 %) | F1 | true fail | false fail | true pass | false pass |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for k in [*report.per_kind, report.overall, *report.per_kind_subtlety]:
         c = k.confusion
-        lines.append(f"| {k.kind} | {k.images} | {f(k.image_auroc)} | {f(k.pixel_auroc)} | {f(k.aupro)} | "
-                     f"{f(k.f1)} | {c.true_fail} | {c.false_fail} | {c.true_pass} | {c.false_pass} |")
+        sub = "all" if k.subtle is None else ("subtle" if k.subtle else "clear")
+        lines.append(f"| {k.kind} | {k.images} | {sub} | {k.defect_images} | {f(k.snr_median)} | {f(k.image_auroc)} | "
+                     f"{f(k.pixel_auroc)} | {f(k.aupro)} | {f(k.f1)} | {c.true_fail} | {c.false_fail} | "
+                     f"{c.true_pass} | {c.false_pass} |")
     if report.errors:
         lines += ["", "Files with problems:", *[f"- {e}" for e in report.errors]]
     return "\n".join(lines) + "\n"

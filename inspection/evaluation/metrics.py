@@ -45,7 +45,7 @@ def aupro(masks: np.ndarray, maps: np.ndarray, fpr_limit: float = 0.3, steps: in
     negatives = np.sort(maps[~masks])
     if len(negatives) == 0:
         return float("nan")
-    regions = []
+    regions: list[np.ndarray] = []
     for m, a in zip(masks, maps, strict=True):
         if not m.any():
             continue

@@ -138,7 +138,7 @@ def _cut_holes(img: np.ndarray, ctx: dict, skip: int | None = None, slot_to: tup
         if k == skip and slot_to is None:
             continue
         cv2.circle(holes, (int(hx), int(hy)), r, 255, -1, lineType=cv2.LINE_AA)
-        if k == skip:
+        if k == skip and slot_to is not None:
             cv2.line(holes, (int(hx), int(hy)), (int(slot_to[0]), int(slot_to[1])), 255, 2 * r,
                      lineType=cv2.LINE_AA)
             cv2.circle(holes, (int(slot_to[0]), int(slot_to[1])), r, 255, -1, lineType=cv2.LINE_AA)

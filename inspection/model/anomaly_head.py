@@ -4,12 +4,20 @@ From the backbone's stride-8 and stride-16 features:
 1. 3x3 average pooling of each layer (local neighbourhood aggregation; edges average over valid pixels);
 2. stride-16 features upsampled to stride 8 (bilinear, half-pixel centres, as ONNX Resize);
 3. each layer scaled to unit mean-square norm (scales fixed at training) and the two joined on channels;
-4. an optional projection onto the bank's leading principal axes (P, orthonormal columns);
+4. optionally whitened, x <- (x - mean) W with W = (cov + shrinkage)^-1/2 of the training patches (a bank of
+   one zero entry then gives the Mahalanobis distance to a single Gaussian); then an optional projection
+   onto the bank's leading principal axes (P, orthonormal columns);
 5. each patch's distance to its nearest memory-bank entry m: d^2 = |x|^2 + |m|^2 - 2 (xP).(mP), with full
    norms. Without a projection this is the exact Euclidean distance; with one, only the cross term of the
    two residuals outside the principal subspace is dropped, so anomaly energy outside it still counts;
-6. the patch map optionally blurred (Gaussian, edge padding) and upsampled bilinearly to the input size:
-   the anomaly map; the image score is its maximum.
+6. optionally, per-position normalisation (PaDiM-style): z = (d - mean at that position) / std at that
+   position, both measured on good training images that do not match themselves (see
+   :mod:`inspection.model.normalisation`); this removes the border and position effects of the padded
+   backbone;
+7. the patch map optionally blurred (Gaussian, edge padding), then a border of ``border`` patches set to 0
+   (excluded), and upsampled bilinearly to the input size: the anomaly map;
+8. the image score: the map's maximum (``top_k`` 1), or the mean of the ``top_k`` largest patch values,
+   capped at the map's maximum so that a part that fails always has a region above the threshold.
 """
 
 from __future__ import annotations
@@ -29,6 +37,30 @@ class HeadParams:
     bank_sq: np.ndarray  # (K,) squared norms of the unprojected bank entries
     blur_sigma: float
     input_size: tuple[int, int]  # height, width
+    position_mean: np.ndarray | None = None  # (h, w) float32 mean patch distance per position, or None
+    position_std: np.ndarray | None = None  # (h, w) float32, > 0
+    border: int = 0  # patches at each edge left out of the map and the score
+    top_k: int = 1  # image score: mean of the top_k patch values (1 = the map's maximum)
+    whiten_mean: np.ndarray | None = None  # (feature_dim,) float32
+    whiten: np.ndarray | None = None  # (feature_dim, feature_dim) float32
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Patch features (..., feature_dim) into the space the bank lives in (whitened if set)."""
+        if self.whiten is None or self.whiten_mean is None:
+            return x
+        return (x - self.whiten_mean.astype(x.dtype)) @ self.whiten.astype(x.dtype)
+
+    @property
+    def patch_shape(self) -> tuple[int, int]:
+        return self.input_size[0] // 8, self.input_size[1] // 8
+
+    @property
+    def border_keep(self) -> np.ndarray:
+        """(h, w) float32: 1 inside, 0 on the excluded border."""
+        keep = np.zeros(self.patch_shape, np.float32)
+        b = self.border
+        keep[b:keep.shape[0] - b, b:keep.shape[1] - b] = 1
+        return keep
 
     @property
     def blur_kernel(self) -> np.ndarray:
@@ -86,7 +118,8 @@ def pooled_layers(feat8: np.ndarray, feat16: np.ndarray) -> tuple[np.ndarray, np
 
 def layer_scales(p8: np.ndarray, p16: np.ndarray) -> tuple[float, float]:
     """Scales giving each layer unit mean-square norm per patch over a training set."""
-    return tuple(float(1.0 / np.sqrt(np.mean(np.sum(p.astype(np.float64) ** 2, axis=1)))) for p in (p8, p16))
+    s8, s16 = (float(1.0 / np.sqrt(np.mean(np.sum(p.astype(np.float64) ** 2, axis=1)))) for p in (p8, p16))
+    return s8, s16
 
 
 def patch_features(p8: np.ndarray, p16: np.ndarray, scales: tuple[float, float]) -> np.ndarray:
@@ -103,6 +136,20 @@ def principal_axes(x: np.ndarray, dim: int, max_rows: int = 50_000, seed: int = 
         rows = rows[np.random.default_rng(seed).choice(len(rows), max_rows, replace=False)]
     _, _, vt = np.linalg.svd(rows.astype(np.float64), full_matrices=False)
     return np.ascontiguousarray(vt[:dim].T, dtype=np.float32)
+
+
+def whitening(x: np.ndarray, shrinkage: float = 0.01, max_rows: int = 100_000, seed: int = 0
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, W) with W = (cov + shrinkage * mean eigenvalue * I)^-1/2 of the rows of x (symmetric)."""
+    rows = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    if len(rows) > max_rows:
+        rows = rows[np.random.default_rng(seed).choice(len(rows), max_rows, replace=False)]
+    mean = rows.mean(axis=0)
+    cov = np.cov(rows - mean, rowvar=False)
+    vals, vecs = np.linalg.eigh(cov)
+    vals = np.maximum(vals, 0) + shrinkage * float(np.mean(vals))
+    w = (vecs / np.sqrt(vals)) @ vecs.T
+    return mean.astype(np.float32), w.astype(np.float32)
 
 
 def nearest_distances(x: np.ndarray, head: HeadParams, chunk: int = 4096) -> np.ndarray:
@@ -131,13 +178,28 @@ def blur(patch_map: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out
 
 
+def patch_map_to_outputs(dist: np.ndarray, head: HeadParams) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 6-8 on (N, 1, h, w) patch distances: (anomaly_map (N, 1, H, W), score (N,))."""
+    n = len(dist)
+    z = dist
+    if head.position_mean is not None and head.position_std is not None:
+        z = (dist - head.position_mean.astype(np.float64)) / head.position_std.astype(np.float64)
+    smooth = blur(z, head.blur_kernel.astype(np.float64)) if head.blur_sigma > 0 else z
+    if head.border > 0:
+        smooth = smooth * head.border_keep
+    full = resize_bilinear(smooth, head.input_size)
+    peak = full.reshape(n, -1).max(axis=1)
+    if head.top_k <= 1:
+        return full, peak
+    top = -np.sort(-smooth.reshape(n, -1), axis=1)[:, :head.top_k]
+    return full, np.minimum(top.mean(axis=1), peak)
+
+
 def reference_outputs(feat8: np.ndarray, feat16: np.ndarray, head: HeadParams
                       ) -> tuple[np.ndarray, np.ndarray]:
     """(anomaly_map (N, 1, H, W), score (N,)) computed in numpy from backbone features."""
     p8, p16 = pooled_layers(feat8.astype(np.float64), feat16.astype(np.float64))
-    x = patch_features(p8, p16, head.layer_scales)
+    x = head.transform(patch_features(p8, p16, head.layer_scales))
     n, _, h, w = p8.shape
     dist = nearest_distances(x, head).reshape(n, 1, h, w)
-    smooth = blur(dist, head.blur_kernel.astype(np.float64)) if head.blur_sigma > 0 else dist
-    full = resize_bilinear(smooth, head.input_size)
-    return full, full.reshape(n, -1).max(axis=1)
+    return patch_map_to_outputs(dist, head)

@@ -79,7 +79,7 @@ def f1_threshold(good: np.ndarray, defects: np.ndarray) -> float:
     candidates = np.unique(np.concatenate([good, defects]))
     best, best_f1 = float(candidates[0]), -1.0
     for i, t in enumerate(candidates):
-        f1 = figures_at(float(t), good, defects).f1
+        f1 = figures_at(float(t), good, defects).f1 or 0.0
         if f1 > best_f1 + 1e-12:
             nxt = candidates[i + 1] if i + 1 < len(candidates) else t
             best, best_f1 = float((t + nxt) / 2) if nxt > t else float(t), f1
@@ -102,7 +102,7 @@ def calibrate(good_scores, defect_scores=None, target_frr: float = 0.01, policy:
                      f"the threshold is the highest good score (measured FRR 0 of {len(good)})")
     frr = figures_at(frr_threshold(good, target_frr), good, defects)
     f1 = figures_at(f1_threshold(good, defects), good, defects) if defects is not None else None
-    chosen = f1 if policy == "f1" else frr
+    chosen = f1 if policy == "f1" and f1 is not None else frr
     return Calibration(policy=policy, target_frr=target_frr, threshold=chosen.threshold, good_count=len(good),
                        defect_count=0 if defects is None else len(defects), frr_threshold=frr,
                        f1_threshold=f1, good_scores=score_stats(good),

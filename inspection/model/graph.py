@@ -10,6 +10,9 @@ algorithm in numpy; tests check the two agree.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -27,11 +30,11 @@ class _Builder:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
 
-    def const(self, name: str, value: np.ndarray) -> str:
+    def const(self, name: str, value: np.ndarray | np.generic) -> str:
         self.inits.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], output: str, **attrs) -> str:
+    def op(self, op_type: str, inputs: list[str], output: str, **attrs: Any) -> str:
         self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
         return output
 
@@ -65,7 +68,8 @@ def _image_input(input_size: tuple[int, int]) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", h, w, 3])
 
 
-def _model(b: _Builder, outputs: list[onnx.ValueInfoProto], input_size, name: str) -> onnx.ModelProto:
+def _model(b: _Builder, outputs: list[onnx.ValueInfoProto], input_size: tuple[int, int], name: str
+           ) -> onnx.ModelProto:
     graph = helper.make_graph(b.nodes, name, [_image_input(input_size)], outputs, b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="inspection")
@@ -87,6 +91,31 @@ def feature_graph(backbone: onnx.ModelProto, input_size: tuple[int, int]) -> onn
     return _model(b, outs, input_size, "inspection_features")
 
 
+def _normalise(b: _Builder, patch_map: str, head: HeadParams) -> str:
+    """Per-position normalisation (d - mean) * (1 / std) with two constant (1, 1, h, w) maps."""
+    if head.position_mean is None or head.position_std is None:
+        return patch_map
+    b.op("Sub", [patch_map, b.const("head/position_mean", head.position_mean[None, None].astype(np.float32))],
+         "head/centred")
+    inv = (1.0 / head.position_std.astype(np.float64))[None, None].astype(np.float32)
+    return b.op("Mul", ["head/centred", b.const("head/position_inv_std", inv)], "head/normalised")
+
+
+def _score(b: _Builder, patch_map: str, head: HeadParams) -> None:
+    """The map's maximum, or the mean of the top-k patches capped at the maximum (so a part that fails
+    always has a region above the threshold)."""
+    if head.top_k <= 1:
+        b.op("ReduceMax", ["anomaly_map"], "score", axes=[1, 2, 3], keepdims=0)
+        return
+    b.op("ReduceMax", ["anomaly_map"], "head/peak", axes=[1, 2, 3], keepdims=0)
+    h, w = head.patch_shape
+    b.op("Reshape", [patch_map, b.const("head/flat_shape", np.array([-1, h * w], np.int64))], "head/flat")
+    b.nodes.append(helper.make_node("TopK", ["head/flat", b.const("head/k", np.array([head.top_k], np.int64))],
+                                    ["head/top_values", "head/top_indices"], name="head/top", axis=1))
+    b.op("ReduceMean", ["head/top_values"], "head/top_mean", axes=[1], keepdims=0)
+    b.op("Min", ["head/top_mean", "head/peak"], "score")
+
+
 def inspection_graph(backbone: onnx.ModelProto, head: HeadParams) -> onnx.ModelProto:
     b = _Builder()
     p8, p16 = _front(b, backbone, head.input_size)
@@ -98,6 +127,10 @@ def inspection_graph(backbone: onnx.ModelProto, head: HeadParams) -> onnx.ModelP
     b.op("Transpose", ["head/joined"], "head/nhwc", perm=[0, 2, 3, 1])
     dim = 40 + 80
     x = b.op("Reshape", ["head/nhwc", b.const("head/rows", np.array([-1, dim], np.int64))], "head/patches")
+    if head.whiten is not None and head.whiten_mean is not None:
+        b.op("Sub", [x, b.const("head/whiten_mean", head.whiten_mean.astype(np.float32))], "head/centred_x")
+        x = b.op("MatMul", ["head/centred_x", b.const("head/whiten", head.whiten.astype(np.float32))],
+                 "head/whitened")
     xp = x
     if head.projection is not None:
         xp = b.op("MatMul", [x, b.const("head/projection", head.projection.astype(np.float32))], "head/projected")
@@ -110,30 +143,37 @@ def inspection_graph(backbone: onnx.ModelProto, head: HeadParams) -> onnx.ModelP
     b.op("Relu", ["head/d2"], "head/d2_pos")  # rounding can make a tiny distance negative
     b.op("Sqrt", ["head/d2_pos"], "head/dist")
     b.op("Reshape", ["head/dist", b.const("head/map_shape", np.array([-1, 1, h, w], np.int64))], "head/patch_map")
-    smooth = "head/patch_map"
+    smooth = _normalise(b, "head/patch_map", head)
     if head.blur_sigma > 0:
         kernel = head.blur_kernel
         r = kernel.shape[0] // 2
         pads = b.const("head/blur_pads", np.array([0, 0, r, r, 0, 0, r, r], np.int64))
-        b.op("Pad", ["head/patch_map", pads], "head/padded", mode="edge")
+        b.op("Pad", [smooth, pads], "head/padded", mode="edge")
         smooth = b.op("Conv", ["head/padded", b.const("head/blur", kernel[None, None].astype(np.float32))],
                       "head/smooth")
+    if head.border > 0:
+        smooth = b.op("Mul", [smooth, b.const("head/border_keep", head.border_keep[None, None])], "head/inside")
     b.op("Resize", [smooth, "", b.const("head/up8", np.array([1, 1, STRIDE, STRIDE], np.float32))],
          "anomaly_map", mode="linear", coordinate_transformation_mode="half_pixel")
-    # the score is the map's maximum, so a part that fails always has a region above the threshold
-    b.op("ReduceMax", ["anomaly_map"], "score", axes=[1, 2, 3], keepdims=0)
+    _score(b, smooth, head)
     H, W = head.input_size
     outs = [helper.make_tensor_value_info("anomaly_map", TensorProto.FLOAT, ["N", 1, H, W]),
             helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])]
     return _model(b, outs, head.input_size, "inspection_patchcore")
 
 
-def head_from_model(model_path) -> HeadParams:
+def head_from_model(model_path: str | Path) -> HeadParams:
     """The trained head's parameters read back from an inspection model file (the inverse of
     :func:`inspection_graph`)."""
     graph = onnx.load(str(model_path))
     inits = {i.name: numpy_helper.to_array(i) for i in graph.graph.initializer}
     meta = read_metadata(model_path)
+    inv_std = inits.get("head/position_inv_std")
+    mean = inits.get("head/position_mean")
     return HeadParams((float(inits["head/scale8"]), float(inits["head/scale16"])), inits.get("head/projection"),
                       (-0.5 * inits["head/bank_t"].T).astype(np.float32), inits["head/bank_sq"],
-                      meta.head.blur_sigma, tuple(meta.input_size))
+                      meta.head.blur_sigma, meta.input_size,
+                      position_mean=None if mean is None else mean[0, 0],
+                      position_std=None if inv_std is None else (1.0 / inv_std[0, 0]).astype(np.float32),
+                      border=meta.head.border, top_k=meta.head.top_k,
+                      whiten_mean=inits.get("head/whiten_mean"), whiten=inits.get("head/whiten"))

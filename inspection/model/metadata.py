@@ -54,6 +54,12 @@ class Head(BaseModel):
     bank_size: int
     pooling: str = "3x3 average, stride 1, edges averaged over valid pixels"
     blur_sigma: float = Field(description="Gaussian blur of the patch map, in patches (stride 8)")
+    normalisation: str = Field("none", description="per-position normalisation of the patch map: none, or "
+                               "how its mean and std maps were measured")
+    whitened: bool = Field(False, description="patch features whitened with the training patches' covariance")
+    border: int = Field(0, description="patches at each edge left out of the map and the score")
+    top_k: int = Field(1, description="image score: mean of the top-k patch values (1 = the map's maximum)")
+    preset: str | None = Field(None, description="the training preset (fast, balanced, accurate), if any")
 
 
 class ModelMetadata(BaseModel):

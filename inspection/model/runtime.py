@@ -6,6 +6,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ import onnx
 import onnxruntime as ort
 
 from inspection.errors import ModelError
-from inspection.imaging import as_rgb8, load_image
+from inspection.imaging import load_image_converted, to_rgb8
 from inspection.model.metadata import ModelMetadata, from_props
 from inspection.results.inspection import Inspection
 from inspection.results.regions import find_regions
@@ -79,17 +80,20 @@ class InspectionModel:
         return maps[:, 0], scores
 
     def inspect(self, image: np.ndarray | str | Path, name: str = "image") -> Inspection:
-        """Inspect one RGB uint8 HxWx3 image (or an image file); the map comes back at the image's size."""
+        """Inspect one image (RGB uint8 HxWx3 array or a file; 8-bit grey, 16-bit and RGBA are converted and
+        the conversion is named in ``input_conversion``); the map comes back at the image's size."""
         t0 = time.perf_counter()
         if isinstance(image, str | Path):
-            name, image = str(image), load_image(image)
+            name, converted = str(image), load_image_converted(image)
         else:
-            image = as_rgb8(np.asarray(image), name)
+            converted = to_rgb8(np.asarray(image), name)
+        image = converted.image
         batch = resize_for_model(image, self.input_size)[None]
         t1 = time.perf_counter()
         maps, scores = self.run(batch)
         t2 = time.perf_counter()
         inspection = self.postprocess(image.shape[:2], maps[0], float(scores[0]))
+        inspection.input_conversion = converted.conversion
         t3 = time.perf_counter()
         inspection.timings = StageTimings(preprocess_ms=(t1 - t0) * 1e3, inference_ms=(t2 - t1) * 1e3,
                                           postprocess_ms=(t3 - t2) * 1e3)
@@ -101,7 +105,7 @@ class InspectionModel:
         mh, mw = model_map.shape
         regions = find_regions(model_map, self.threshold, scale=(w / mw, h / mh))
         full = model_map if (h, w) == (mh, mw) else cv2.resize(model_map, (w, h), interpolation=cv2.INTER_LINEAR)
-        verdict = "FAIL" if score > self.threshold else "PASS"
+        verdict: Literal["PASS", "FAIL"] = "FAIL" if score > self.threshold else "PASS"
         return Inspection(verdict=verdict, score=score, threshold=self.threshold, anomaly_map=full,
                           regions=regions, timings=StageTimings(preprocess_ms=0, inference_ms=0,
                                                                 postprocess_ms=0), model=self.info)

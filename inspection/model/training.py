@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +21,13 @@ from tqdm import tqdm
 from inspection import __version__
 from inspection.errors import DatasetError, ImageError
 from inspection.imaging import list_images, load_image
-from inspection.model.anomaly_head import HeadParams, layer_scales, patch_features, principal_axes
+from inspection.model.anomaly_head import HeadParams, layer_scales, patch_features, principal_axes, whitening
 from inspection.model.calibration import Calibration, Policy, calibrate, save_report, score_stats
 from inspection.model.coreset import greedy_coreset
 from inspection.model.graph import check_input_size, feature_graph, inspection_graph
 from inspection.model.metadata import Head, ModelMetadata, TrainingSet, write_metadata
+from inspection.model.normalisation import DESCRIPTION as NORMALISATION
+from inspection.model.normalisation import leave_one_out_distances, position_stats
 from inspection.model.runtime import InspectionModel, resize_for_model, session_options
 from inspection.model.shipped import backbone_path
 
@@ -38,9 +40,15 @@ class TrainConfig:
     name: str
     model_version: str = "1"
     input_size: tuple[int, int] = (256, 256)
+    # the defaults are the ``balanced`` preset (inspection.model.presets), as for `inspection train`
     bank_size: int = 1024
-    projection_dim: int | None = 32
+    projection_dim: int | None = None
     blur_sigma: float = 0.0
+    whiten: bool = True  # whiten the patch features (training patches' covariance) before the bank
+    normalise: bool = True  # per-position normalisation of the patch map (leave-one-image-out statistics)
+    border: int = 0  # patches at each edge left out of the map and the score
+    top_k: int = 1  # image score: mean of the top-k patches (1 = the maximum)
+    preset: str | None = None
     holdout_fraction: float = 0.15
     target_frr: float = 0.01
     policy: Policy = "frr"
@@ -51,12 +59,18 @@ class TrainConfig:
 
     def check(self) -> None:
         check_input_size(self.input_size)
-        if self.bank_size < 16:
-            raise ValueError(f"bank size {self.bank_size} is too small (at least 16)")
+        if self.bank_size < 16 and not (self.whiten and self.bank_size == 1):
+            raise ValueError(f"bank size {self.bank_size} is too small (at least 16; 1 with whitening: a single "
+                             "Gaussian)")
         if self.projection_dim is not None and not 1 <= self.projection_dim <= 120:
             raise ValueError(f"projection dim {self.projection_dim} must be between 1 and 120 (or none)")
         if not 0 <= self.holdout_fraction < 0.9:
             raise ValueError(f"holdout fraction {self.holdout_fraction} must be in [0, 0.9)")
+        h, w = self.input_size[0] // 8, self.input_size[1] // 8
+        if not 0 <= self.border < min(h, w) // 2 - 1:
+            raise ValueError(f"border {self.border} patches leaves nothing of a {h}x{w} patch map")
+        if not 1 <= self.top_k <= h * w:
+            raise ValueError(f"top-k {self.top_k} must be between 1 and the {h * w} patches of the map")
 
 
 @dataclass
@@ -128,11 +142,21 @@ def extract_pooled(session: ort.InferenceSession, images: np.ndarray, batch: int
 
 
 def fit_head(p8: np.ndarray, p16: np.ndarray, config: TrainConfig) -> HeadParams:
-    """Memory bank, principal axes and layer scales from the pooled features of the good images."""
+    """Memory bank, principal axes, layer scales and (optionally) position statistics from the pooled
+    features of the good images."""
     scales = layer_scales(p8, p16)
-    x = patch_features(p8, p16, scales).reshape(-1, p8.shape[1] + p16.shape[1]).astype(np.float32)
+    dim = p8.shape[1] + p16.shape[1]
+    per_image = patch_features(p8, p16, scales).astype(np.float32)
+    white_mean = white = None
+    if config.whiten:
+        white_mean, white = whitening(per_image, seed=config.seed)
+        per_image = (per_image - white_mean) @ white
+    x = per_image.reshape(-1, dim)
+    if config.bank_size == 1:  # one Gaussian: the Mahalanobis distance to the mean of the whitened patches
+        return _finish_head(replace(_gaussian_head(scales, config), whiten_mean=white_mean, whiten=white),
+                            per_image, np.full(1, -1), config)
     rng = np.random.default_rng(config.seed)
-    chooser = x @ (rng.standard_normal((x.shape[1], SELECTION_DIM)) / np.sqrt(SELECTION_DIM)).astype(np.float32)
+    chooser = x @ (rng.standard_normal((dim, SELECTION_DIM)) / np.sqrt(SELECTION_DIM)).astype(np.float32)
     with tqdm(total=min(config.bank_size, len(x)), desc="coreset", unit="entry", disable=not config.progress,
               leave=False) as bar:
         chosen = greedy_coreset(chooser, config.bank_size, seed=config.seed, progress=bar.update)
@@ -143,7 +167,85 @@ def fit_head(p8: np.ndarray, p16: np.ndarray, config: TrainConfig) -> HeadParams
         projection = principal_axes(full, config.projection_dim, seed=config.seed)
         bank = full @ projection
     bank_sq = np.sum(full.astype(np.float64) ** 2, axis=1)
-    return HeadParams(scales, projection, bank.astype(np.float32), bank_sq, config.blur_sigma, config.input_size)
+    head = HeadParams(scales, projection, bank.astype(np.float32), bank_sq, config.blur_sigma, config.input_size,
+                      border=config.border, top_k=config.top_k, whiten_mean=white_mean, whiten=white)
+    return _finish_head(head, per_image, chosen // per_image.shape[1], config)
+
+
+def _gaussian_head(scales: tuple[float, float], config: TrainConfig) -> HeadParams:
+    return HeadParams(scales, None, np.zeros((1, 120), np.float32), np.zeros(1), config.blur_sigma,
+                      config.input_size, border=config.border, top_k=config.top_k)
+
+
+def _finish_head(head: HeadParams, per_image: np.ndarray, entry_image: np.ndarray, config: TrainConfig
+                 ) -> HeadParams:
+    """Add the position statistics (leave-one-image-out distances of the bank images) when asked for."""
+    if not config.normalise:
+        return head
+    stats = position_stats(leave_one_out_distances(per_image, head, entry_image), head.patch_shape)
+    return replace(head, position_mean=stats.mean, position_std=stats.std)
+
+
+def _split_good(good_paths: list[Path], config: TrainConfig, calib_good_dir: str | Path | None
+                ) -> tuple[list[Path], list[Path]]:
+    """(bank paths, held-out calibration paths)."""
+    if calib_good_dir is not None:
+        return good_paths, images_under(calib_good_dir, "held-out good images")
+    order = np.random.default_rng(config.seed).permutation(len(good_paths))
+    n_hold = round(len(good_paths) * config.holdout_fraction)
+    return [good_paths[i] for i in sorted(order[n_hold:])], [good_paths[i] for i in sorted(order[:n_hold])]
+
+
+@dataclass
+class _Sets:
+    bank: LoadedImages
+    hold: LoadedImages
+    defects: LoadedImages | None
+
+    @property
+    def errors(self) -> list[str]:
+        return self.bank.errors + self.hold.errors + (self.defects.errors if self.defects else [])
+
+
+def _load_sets(good_dir: str | Path, config: TrainConfig, calib_good_dir: str | Path | None,
+               defects_dir: str | Path | None) -> _Sets:
+    bank_paths, hold_paths = _split_good(images_under(good_dir, "good images"), config, calib_good_dir)
+    sets = _Sets(load_folder(bank_paths, config.input_size, "good images", config.progress),
+                 load_folder(hold_paths, config.input_size, "held-out good images", config.progress),
+                 load_folder(images_under(defects_dir, "defect images", recursive=True), config.input_size,
+                             "defect images", config.progress) if defects_dir else None)
+    if len(sets.bank.paths) < MIN_TRAIN_IMAGES:
+        errors = sets.errors
+        raise DatasetError(f"{good_dir}: {len(sets.bank.paths)} readable good images for the memory bank; at "
+                           f"least {MIN_TRAIN_IMAGES} are needed (more is better: 100-300 covering the normal "
+                           "variation)" + (f". Unreadable: {'; '.join(errors)}" if errors else ""))
+    if len(sets.hold.paths) == 0:
+        raise DatasetError(f"{good_dir}: no held-out good images for calibration; raise --holdout or give "
+                           "--calib-good")
+    return sets
+
+
+def _metadata(config: TrainConfig, head: HeadParams, good_dir: str | Path, sets: _Sets) -> ModelMetadata:
+    return ModelMetadata(
+        name=config.name, model_version=config.model_version, input_size=config.input_size, threshold=0.0,
+        good_scores=score_stats(np.zeros(1)),
+        training_set=TrainingSet(folder=Path(good_dir).name, images=len(sets.bank.paths),
+                                 held_out=len(sets.hold.paths), digest=dataset_digest(sets.bank.paths)),
+        head=Head(backbone=backbone_path().name,
+                  backbone_sha256=hashlib.sha256(backbone_path().read_bytes()).hexdigest(),
+                  layers=["block4 (stride 8, 40 ch)", "block7 (stride 16, 80 ch)"], feature_dim=120,
+                  projection_dim=None if head.projection is None else head.projection.shape[1],
+                  bank_size=len(head.bank), blur_sigma=config.blur_sigma,
+                  normalisation=NORMALISATION if head.position_mean is not None else "none",
+                  whitened=head.whiten is not None, border=head.border, top_k=head.top_k, preset=config.preset),
+        tool_version=__version__)
+
+
+def _save(graph: onnx.ModelProto, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    onnx.save(graph, str(tmp))
+    tmp.replace(out)
 
 
 def score_images(model: InspectionModel, images: np.ndarray, batch: int = 16) -> np.ndarray:
@@ -157,33 +259,14 @@ def train(good_dir: str | Path, out: str | Path, config: TrainConfig, calib_good
     out = Path(out)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    good_paths = images_under(good_dir, "good images")
-    if calib_good_dir is None:
-        order = np.random.default_rng(config.seed).permutation(len(good_paths))
-        n_hold = round(len(good_paths) * config.holdout_fraction)
-        hold_paths = [good_paths[i] for i in sorted(order[:n_hold])]
-        bank_paths = [good_paths[i] for i in sorted(order[n_hold:])]
-    else:
-        bank_paths, hold_paths = good_paths, images_under(calib_good_dir, "held-out good images")
-    bank_set = load_folder(bank_paths, config.input_size, "good images", config.progress)
-    hold_set = load_folder(hold_paths, config.input_size, "held-out good images", config.progress)
-    defect_set = (load_folder(images_under(defects_dir, "defect images", recursive=True), config.input_size,
-                              "defect images", config.progress) if defects_dir else None)
-    errors = bank_set.errors + hold_set.errors + (defect_set.errors if defect_set else [])
-    if len(bank_set.paths) < MIN_TRAIN_IMAGES:
-        raise DatasetError(f"{good_dir}: {len(bank_set.paths)} readable good images for the memory bank; at "
-                           f"least {MIN_TRAIN_IMAGES} are needed (more is better: 100-300 covering the normal "
-                           "variation)" + (f". Unreadable: {'; '.join(errors)}" if errors else ""))
-    if len(hold_set.paths) == 0:
-        raise DatasetError(f"{good_dir}: no held-out good images for calibration; raise --holdout or give "
-                           "--calib-good")
+    sets = _load_sets(good_dir, config, calib_good_dir, defects_dir)
     seconds["read"] = time.perf_counter() - t
 
     t = time.perf_counter()
     backbone = onnx.load(str(backbone_path()))
     features = ort.InferenceSession(feature_graph(backbone, config.input_size).SerializeToString(),
                                     session_options(config.threads), providers=["CPUExecutionProvider"])
-    p8, p16 = extract_pooled(features, bank_set.images, config.batch_size, config.progress)
+    p8, p16 = extract_pooled(features, sets.bank.images, config.batch_size, config.progress)
     seconds["features"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -192,35 +275,22 @@ def train(good_dir: str | Path, out: str | Path, config: TrainConfig, calib_good
 
     t = time.perf_counter()
     graph = inspection_graph(backbone, head)
-    meta = ModelMetadata(
-        name=config.name, model_version=config.model_version, input_size=config.input_size, threshold=0.0,
-        good_scores=score_stats(np.zeros(1)),
-        training_set=TrainingSet(folder=Path(good_dir).name, images=len(bank_set.paths),
-                                 held_out=len(hold_set.paths), digest=dataset_digest(bank_set.paths)),
-        head=Head(backbone=backbone_path().name,
-                  backbone_sha256=hashlib.sha256(backbone_path().read_bytes()).hexdigest(),
-                  layers=["block4 (stride 8, 40 ch)", "block7 (stride 16, 80 ch)"], feature_dim=120,
-                  projection_dim=None if head.projection is None else head.projection.shape[1],
-                  bank_size=len(head.bank), blur_sigma=config.blur_sigma),
-        tool_version=__version__)
+    meta = _metadata(config, head, good_dir, sets)
     write_metadata(graph, meta)
     model = InspectionModel(ort.InferenceSession(graph.SerializeToString(), session_options(config.threads),
                                                  providers=["CPUExecutionProvider"]), meta, "", str(out))
-    good_scores = score_images(model, hold_set.images)
-    defect_scores = score_images(model, defect_set.images) if defect_set else None
+    good_scores = score_images(model, sets.hold.images)
+    defect_scores = score_images(model, sets.defects.images) if sets.defects else None
     calibration = calibrate(good_scores, defect_scores, config.target_frr, config.policy)
     meta.threshold = calibration.threshold
     meta.good_scores = calibration.good_scores
     meta.calibration = calibration.summary()
     write_metadata(graph, meta)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    onnx.save(graph, str(tmp))
-    tmp.replace(out)
+    _save(graph, out)
     report = save_report(out, calibration)
     seconds["calibrate"] = time.perf_counter() - t
-    return TrainReport(out, calibration, report, len(bank_set.paths), len(hold_set.paths),
-                       int(p8.shape[0] * p8.shape[2] * p8.shape[3]), errors, seconds)
+    return TrainReport(out, calibration, report, len(sets.bank.paths), len(sets.hold.paths),
+                       int(p8.shape[0] * p8.shape[2] * p8.shape[3]), sets.errors, seconds)
 
 
 def recalibrate(model_path: str | Path, good_dir: str | Path, defects_dir: str | Path | None,
@@ -241,7 +311,5 @@ def recalibrate(model_path: str | Path, good_dir: str | Path, defects_dir: str |
                                          "calibration": calibration.summary()})
     write_metadata(graph, meta)
     out = Path(out or model_path)
-    tmp = out.with_name(out.name + ".tmp")
-    onnx.save(graph, str(tmp))
-    tmp.replace(out)
+    _save(graph, out)
     return calibration, save_report(out, calibration), good.errors + (defects.errors if defects else [])

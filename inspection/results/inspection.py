@@ -20,10 +20,12 @@ class Inspection:
     regions: list[Region]
     timings: StageTimings
     model: ModelInfo
+    input_conversion: str | None = None  # e.g. "grayscale replicated to RGB" for a mono camera
 
     def to_result(self, **context) -> InspectionResult:
         """The schema-versioned record; ``context`` sets station, part_id, source, captured_at, timings, ..."""
         h, w = self.anomaly_map.shape
         fields = {"model": self.model, "verdict": self.verdict, "score": self.score, "threshold": self.threshold,
-                  "image_width": w, "image_height": h, "regions": self.regions, "timings": self.timings}
+                  "image_width": w, "image_height": h, "regions": self.regions, "timings": self.timings,
+                  "input_conversion": self.input_conversion}
         return InspectionResult(**(fields | context))

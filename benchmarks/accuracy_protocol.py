@@ -1,0 +1,140 @@
+"""The accuracy protocol: generate the real-surfaces set and the synthetic line, train every preset per
+category (`inspection train --preset ...` as a subprocess: wall time and peak RSS), evaluate on the test
+split (`inspection eval`'s code), time each preset's model (1 and 2 threads), write the JSON and the
+tables into benchmarks/RESULTS.md (between the accuracy-protocol markers).
+
+    python benchmarks/accuracy_protocol.py [--presets fast,balanced,accurate] [--categories a,b] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from benchmarks.core_benchmark import machine, percentiles  # noqa: E402
+from datasets.real_surfaces import load_manifest, write_all  # noqa: E402
+from inspection.evaluation.evaluate import evaluate  # noqa: E402
+from inspection.evaluation.synthetic import PART_TYPES, DatasetSpec, write_dataset  # noqa: E402
+from inspection.imaging import list_images, load_image  # noqa: E402
+from inspection.model.runtime import InspectionModel  # noqa: E402
+
+DATA = HERE / ".data"
+OUT = HERE / "results"
+MODELS = DATA / "protocol-models"
+BEGIN, END = "<!-- accuracy-protocol:begin -->", "<!-- accuracy-protocol:end -->"
+
+
+def real_surfaces() -> Path:
+    manifest = load_manifest()
+    root = DATA / "real_surfaces"
+    marker = root / f"done-seed{manifest['seed']}"
+    if not marker.exists():
+        print("generating the real-surfaces set in", root, file=sys.stderr)
+        write_all(root, manifest)
+        marker.touch()
+    return root
+
+
+def synthetic_line() -> Path:
+    spec = DatasetSpec()
+    root = DATA / "synthetic"
+    marker = root / f"done-seed{spec.seed}"
+    if not marker.exists():
+        for part in PART_TYPES:
+            write_dataset(root, part, spec)
+        marker.touch()
+    return root
+
+
+def train(good: Path, out: Path, preset: str) -> dict:
+    """`inspection train` in its own process: wall seconds and that process's peak RSS."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "inspection.cli", "train", "--good", str(good), "--out", str(out),
+           "--preset", preset, "--quiet"]
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {stderr}")
+    return {"train_s": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "train_images": len(list_images(good))}
+
+
+def evaluated(model_path: Path, data: Path) -> dict:
+    report = evaluate(InspectionModel.load(model_path), data, progress=False)
+    return report.model_dump(mode="json")
+
+
+def latency(model_path: Path, image: np.ndarray, runs: int, repeats: int) -> list[dict]:
+    rows = []
+    for threads in (1, 2):
+        model = InspectionModel.load(model_path, threads=threads)
+        rows.append({"threads": threads} | percentiles(model, image, runs, repeats, warmup=30))
+    return rows
+
+
+def run(presets: list[str], categories: list[str], runs: int, repeats: int) -> dict:
+    surfaces, line = real_surfaces(), synthetic_line()
+    results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                     "presets": {}}
+    for preset in presets:
+        entry: dict = {"real_surfaces": {}, "synthetic": {}, "latency": []}
+        for cat in categories:
+            model = MODELS / preset / f"{cat}.onnx"
+            entry["real_surfaces"][cat] = train(surfaces / cat / "train" / "good", model, preset) | {
+                "test": evaluated(model, surfaces / cat)}
+            print(preset, cat, entry["real_surfaces"][cat]["test"]["overall"], file=sys.stderr, flush=True)
+        for part in PART_TYPES:
+            model = MODELS / preset / f"synthetic_{part}.onnx"
+            entry["synthetic"][part] = train(line / part / "train" / "good", model, preset) | {
+                "test": evaluated(model, line / part)}
+            print(preset, part, entry["synthetic"][part]["test"]["overall"], file=sys.stderr, flush=True)
+        first = MODELS / preset / f"{categories[0]}.onnx"
+        image = load_image(list_images(surfaces / categories[0] / "test" / "good")[0])
+        entry["latency"] = latency(first, image, runs, repeats)
+        results["presets"][preset] = entry
+    return results
+
+
+def main() -> None:
+    from benchmarks.protocol_report import markdown
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--presets", default="fast,balanced,accurate")
+    parser.add_argument("--categories", default=",".join(load_manifest()["categories"]))
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="print the tables, leave RESULTS.md alone")
+    args = parser.parse_args()
+    results = run(args.presets.split(","), args.categories.split(","), args.runs, args.repeats)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "accuracy_protocol.json").write_text(json.dumps(results, indent=1) + "\n")
+    text = markdown(results)
+    print(text)
+    if not args.no_write:
+        path = HERE / "RESULTS.md"
+        current = path.read_text()
+        block = f"{BEGIN}\n{text}\n{END}"
+        if BEGIN in current:
+            head, rest = current.split(BEGIN, 1)
+            current = head + block + rest.split(END, 1)[1]
+        else:
+            anchor = "## Results service: ingest load"
+            current = current.replace(anchor, block + "\n\n" + anchor, 1)
+        path.write_text(current)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Datasets: the real-surfaces evaluation set generator and the synthetic-line samples."""
