@@ -28,3 +28,17 @@ def test_demo_models_are_built_on_the_shipped_backbone(part):
     assert meta.head.backbone_sha256 == hashlib.sha256(backbone_path().read_bytes()).hexdigest()
     assert meta.name == f"demo_{part}" and tuple(meta.input_size) == (256, 256)
     assert meta.threshold > meta.good_scores.p50
+
+
+def test_backbone_channels_are_read_from_its_outputs():
+
+    from inspection.errors import ModelError
+    from inspection.model.graph import backbone_channels
+
+    backbone = onnx.load(str(backbone_path()))
+    assert backbone_channels(backbone) == (40, 80)
+    backbone.graph.output[1].type.tensor_type.shape.dim[1].dim_value = 96  # another backbone's tap
+    assert backbone_channels(backbone) == (40, 96)
+    backbone.graph.output.pop()
+    with pytest.raises(ModelError, match="the backbone has 1 outputs"):
+        backbone_channels(backbone)

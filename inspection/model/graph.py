@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from inspection.errors import ModelError
 from inspection.model.anomaly_head import HeadParams
 from inspection.model.metadata import read_metadata
 
@@ -63,6 +64,19 @@ def _front(b: _Builder, backbone: onnx.ModelProto, input_size: tuple[int, int]) 
     return p8, p16
 
 
+def backbone_channels(backbone: onnx.ModelProto) -> tuple[int, int]:
+    """Channels of the backbone's two feature taps (stride 8, stride 16), read from its declared outputs."""
+    channels = []
+    for o in backbone.graph.output:
+        dims = o.type.tensor_type.shape.dim
+        if len(dims) != 4 or not dims[1].dim_value:
+            raise ModelError(f"backbone output {o.name!r}: expected a fixed channel count in N x C x H x W")
+        channels.append(dims[1].dim_value)
+    if len(channels) != 2:
+        raise ModelError(f"the backbone has {len(channels)} outputs; the head needs two (stride 8 and 16)")
+    return channels[0], channels[1]
+
+
 def _image_input(input_size: tuple[int, int]) -> onnx.ValueInfoProto:
     h, w = input_size
     return helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", h, w, 3])
@@ -82,8 +96,9 @@ def feature_graph(backbone: onnx.ModelProto, input_size: tuple[int, int]) -> onn
     b = _Builder()
     p8, p16 = _front(b, backbone, input_size)
     h, w = input_size[0] // STRIDE, input_size[1] // STRIDE
-    outs = [helper.make_tensor_value_info(p8, TensorProto.FLOAT, ["N", 40, h, w]),
-            helper.make_tensor_value_info(p16, TensorProto.FLOAT, ["N", 80, h, w])]
+    c8, c16 = backbone_channels(backbone)
+    outs = [helper.make_tensor_value_info(p8, TensorProto.FLOAT, ["N", c8, h, w]),
+            helper.make_tensor_value_info(p16, TensorProto.FLOAT, ["N", c16, h, w])]
     # rename the outputs to their public names
     b.op("Identity", [p8], "pooled8")
     b.op("Identity", [p16], "pooled16")
@@ -125,7 +140,7 @@ def inspection_graph(backbone: onnx.ModelProto, head: HeadParams) -> onnx.ModelP
     b.op("Mul", [p16, b.const("head/scale16", s16)], "head/scaled16")
     b.op("Concat", ["head/scaled8", "head/scaled16"], "head/joined", axis=1)
     b.op("Transpose", ["head/joined"], "head/nhwc", perm=[0, 2, 3, 1])
-    dim = 40 + 80
+    dim = sum(backbone_channels(backbone))
     x = b.op("Reshape", ["head/nhwc", b.const("head/rows", np.array([-1, dim], np.int64))], "head/patches")
     if head.whiten is not None and head.whiten_mean is not None:
         b.op("Sub", [x, b.const("head/whiten_mean", head.whiten_mean.astype(np.float32))], "head/centred_x")

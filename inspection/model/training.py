@@ -24,7 +24,7 @@ from inspection.imaging import list_images, load_image
 from inspection.model.anomaly_head import HeadParams, layer_scales, patch_features, principal_axes, whitening
 from inspection.model.calibration import Calibration, Policy, calibrate, save_report, score_stats
 from inspection.model.coreset import greedy_coreset
-from inspection.model.graph import check_input_size, feature_graph, inspection_graph
+from inspection.model.graph import backbone_channels, check_input_size, feature_graph, inspection_graph
 from inspection.model.metadata import Head, ModelMetadata, TrainingSet, write_metadata
 from inspection.model.normalisation import DESCRIPTION as NORMALISATION
 from inspection.model.normalisation import leave_one_out_distances, position_stats
@@ -62,8 +62,8 @@ class TrainConfig:
         if self.bank_size < 16 and not (self.whiten and self.bank_size == 1):
             raise ValueError(f"bank size {self.bank_size} is too small (at least 16; 1 with whitening: a single "
                              "Gaussian)")
-        if self.projection_dim is not None and not 1 <= self.projection_dim <= 120:
-            raise ValueError(f"projection dim {self.projection_dim} must be between 1 and 120 (or none)")
+        if self.projection_dim is not None and self.projection_dim < 1:
+            raise ValueError(f"projection dim {self.projection_dim} must be at least 1 (or none)")
         if not 0 <= self.holdout_fraction < 0.9:
             raise ValueError(f"holdout fraction {self.holdout_fraction} must be in [0, 0.9)")
         h, w = self.input_size[0] // 8, self.input_size[1] // 8
@@ -152,8 +152,10 @@ def fit_head(p8: np.ndarray, p16: np.ndarray, config: TrainConfig) -> HeadParams
         white_mean, white = whitening(per_image, seed=config.seed)
         per_image = (per_image - white_mean) @ white
     x = per_image.reshape(-1, dim)
+    if config.projection_dim is not None and config.projection_dim > dim:
+        raise ValueError(f"projection dim {config.projection_dim} must be at most {dim}, the features' dimension")
     if config.bank_size == 1:  # one Gaussian: the Mahalanobis distance to the mean of the whitened patches
-        return _finish_head(replace(_gaussian_head(scales, config), whiten_mean=white_mean, whiten=white),
+        return _finish_head(replace(_gaussian_head(scales, dim, config), whiten_mean=white_mean, whiten=white),
                             per_image, np.full(1, -1), config)
     rng = np.random.default_rng(config.seed)
     chooser = x @ (rng.standard_normal((dim, SELECTION_DIM)) / np.sqrt(SELECTION_DIM)).astype(np.float32)
@@ -172,8 +174,8 @@ def fit_head(p8: np.ndarray, p16: np.ndarray, config: TrainConfig) -> HeadParams
     return _finish_head(head, per_image, chosen // per_image.shape[1], config)
 
 
-def _gaussian_head(scales: tuple[float, float], config: TrainConfig) -> HeadParams:
-    return HeadParams(scales, None, np.zeros((1, 120), np.float32), np.zeros(1), config.blur_sigma,
+def _gaussian_head(scales: tuple[float, float], dim: int, config: TrainConfig) -> HeadParams:
+    return HeadParams(scales, None, np.zeros((1, dim), np.float32), np.zeros(1), config.blur_sigma,
                       config.input_size, border=config.border, top_k=config.top_k)
 
 
@@ -225,7 +227,8 @@ def _load_sets(good_dir: str | Path, config: TrainConfig, calib_good_dir: str | 
     return sets
 
 
-def _metadata(config: TrainConfig, head: HeadParams, good_dir: str | Path, sets: _Sets) -> ModelMetadata:
+def _metadata(config: TrainConfig, head: HeadParams, good_dir: str | Path, sets: _Sets,
+              channels: tuple[int, int]) -> ModelMetadata:
     return ModelMetadata(
         name=config.name, model_version=config.model_version, input_size=config.input_size, threshold=0.0,
         good_scores=score_stats(np.zeros(1)),
@@ -233,7 +236,8 @@ def _metadata(config: TrainConfig, head: HeadParams, good_dir: str | Path, sets:
                                  held_out=len(sets.hold.paths), digest=dataset_digest(sets.bank.paths)),
         head=Head(backbone=backbone_path().name,
                   backbone_sha256=hashlib.sha256(backbone_path().read_bytes()).hexdigest(),
-                  layers=["block4 (stride 8, 40 ch)", "block7 (stride 16, 80 ch)"], feature_dim=120,
+                  layers=[f"block4 (stride 8, {channels[0]} ch)", f"block7 (stride 16, {channels[1]} ch)"],
+                  feature_dim=sum(channels),
                   projection_dim=None if head.projection is None else head.projection.shape[1],
                   bank_size=len(head.bank), blur_sigma=config.blur_sigma,
                   normalisation=NORMALISATION if head.position_mean is not None else "none",
@@ -275,7 +279,7 @@ def train(good_dir: str | Path, out: str | Path, config: TrainConfig, calib_good
 
     t = time.perf_counter()
     graph = inspection_graph(backbone, head)
-    meta = _metadata(config, head, good_dir, sets)
+    meta = _metadata(config, head, good_dir, sets, backbone_channels(backbone))
     write_metadata(graph, meta)
     model = InspectionModel(ort.InferenceSession(graph.SerializeToString(), session_options(config.threads),
                                                  providers=["CPUExecutionProvider"]), meta, "", str(out))
