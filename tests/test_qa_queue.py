@@ -3,6 +3,7 @@ and the page in real headless Chromium (keyboard review seen in history, today's
 
 from __future__ import annotations
 
+import httpx
 import qa_support
 from qa_support import Page, at, seed_today_and_yesterday
 from service_support import OTHER, STATION, make_result
@@ -82,8 +83,6 @@ def test_operators_see_but_may_not_review(service):
 
 def test_review_a_fail_with_the_keyboard_and_see_it_in_history(qa_server, chromium, tmp_path):
     rows = seed_today_and_yesterday(qa_server)
-    import httpx
-
     httpx.put(f"{qa_server.url}/api/v1/qa/defect-classes", headers=qa_server.h("qa"),
               json={"station_prefix": "plant1", "names": ["burr", "crack", "dent"]}).raise_for_status()
     p = Page(chromium, qa_server, "qa", "/qa", tmp_path)
@@ -134,3 +133,25 @@ def test_filter_to_todays_fails(qa_server, chromium, tmp_path):
     page.keyboard.press("d")
     page.wait_for_function("document.getElementById('error').textContent.includes('may not review')")
     p.finish("today-fails")
+
+
+def test_bulk_review_of_a_selection_in_the_page(qa_server, chromium, tmp_path):
+    rows = seed_today_and_yesterday(qa_server)
+    p = Page(chromium, qa_server, "qa", "/qa", tmp_path)
+    page = p.page
+    page.wait_for_function("document.querySelectorAll('#queue tbody tr').length === 4")
+    page.wait_for_function("document.getElementById('panel').dataset.ready !== undefined")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press(" ")  # select P-NEW (newest)
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")  # skip P-PASS, select P-TWO
+    page.keyboard.press(" ")
+    page.wait_for_function("document.getElementById('selected-count').textContent === '2 selected'")
+    page.click("#bulk-false")
+    page.wait_for_function("document.getElementById('selected-count').textContent === '0 selected'")
+    states = page.locator("#queue tbody tr .state").all_text_contents()
+    assert states == ["false alarm", "unreviewed", "false alarm", "unreviewed"]
+    p.finish("bulk-review")
+    for key, want in (("new_fail", "false_alarm"), ("fail2", "false_alarm"), ("pass", "unreviewed")):
+        got = httpx.get(f"{qa_server.url}/api/v1/results/{rows[key]['inspection_id']}", headers=qa_server.h("qa"))
+        assert got.json()["review_state"] == want, key
