@@ -110,5 +110,14 @@ def to_csv(t: Trends, table: str) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(list(model.model_fields))
     for row in rows:
-        writer.writerow(["" if v is None else v for v in row.model_dump(mode="json").values()])
+        writer.writerow([_cell(v) for v in row.model_dump(mode="json").values()])
     return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell; text that a spreadsheet would run as a formula (=, +, -, @) is quoted with a leading '."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value

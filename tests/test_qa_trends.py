@@ -91,3 +91,12 @@ def test_trends_dashboard_renders_with_data(qa_server, chromium, tmp_path):
     text = Path(download.value.path()).read_text()
     assert text.splitlines() == ["defect_class,count,cumulative_share", "crack,2,0.6666666666666666", "dent,1,1.0"]
     p.finish("trends")
+
+
+def test_csv_cells_are_never_spreadsheet_formulas():
+    from edge_service.qa_models import ParetoRow, Trends
+    from edge_service.qa_trends import to_csv
+
+    t = Trends(station=None, since=at(1), until=at(0), bucket="hour", series=[], scores=[], thresholds=[],
+               models=[], pareto=[ParetoRow(defect_class="=HYPERLINK(1)", count=2, cumulative_share=1.0)])
+    assert to_csv(t, "pareto").splitlines()[1] == "'=HYPERLINK(1),2,1.0"
