@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from edge_service.api_models import ReviewDecision, ReviewRecord, StoredResult
+from edge_service.api_models import ReviewDecision, ReviewRecord, StoredResult, check_station_prefix
 
 
 class Whoami(BaseModel):
@@ -47,8 +47,13 @@ class ReviewHistory(BaseModel):
 
 
 class DefectClassesIn(BaseModel):
-    station_prefix: str = Field(min_length=1, max_length=330)
+    station_prefix: str = Field(min_length=1, max_length=330, description="site, site/area, ... (whole segments)")
     names: list[str] = Field(max_length=50)
+
+    @field_validator("station_prefix")
+    @classmethod
+    def _whole_segments(cls, prefix: str) -> str:
+        return check_station_prefix(prefix)
 
 
 class DefectClasses(BaseModel):
