@@ -97,6 +97,14 @@ class ModelVersionRow(BaseModel):
     escapes: int = Field(description="PASS results that a reviewer confirmed as defects")
 
 
+class RegionCell(BaseModel):
+    """One cell of the grid laid over the part (row 0 is the top): how many FAIL regions centre in it."""
+
+    row: int
+    column: int
+    regions: int
+
+
 class Trends(BaseModel):
     station: str | None
     since: datetime
@@ -107,6 +115,8 @@ class Trends(BaseModel):
     scores: list[HistogramBin]
     thresholds: list[float] = Field(description="the distinct thresholds results were judged with")
     models: list[ModelVersionRow]
+    region_grid_size: int = Field(description="the grid is size x size cells over the image")
+    region_grid: list[RegionCell] = Field(description="where on the part FAIL regions occur (non-empty cells)")
 
 
 # ---------------------------------------------------------------------------------------------- thresholds
