@@ -111,10 +111,12 @@ def time_api(url: str, token: str, params: dict, repeats: int) -> dict:
             "second_page_ms": second}
 
 
-def time_page(url: str, token: str, repeats: int) -> list[float]:
+def time_page(url: str, token: str, repeats: int) -> tuple[list[float], list[float]]:
+    """Loads of the queue page (to 50 rows drawn) and, as a reference for this machine's state, loads of
+    /healthz (a 15-byte JSON answer) in the same browser."""
     from playwright.sync_api import sync_playwright
 
-    loads = []
+    loads, reference = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
                                                                    "--disable-background-networking"])
@@ -129,8 +131,12 @@ def time_page(url: str, token: str, repeats: int) -> list[float]:
                                     "[e.name.split('/').slice(3).join('/').slice(0, 40), Math.round(e.startTime), "
                                     "Math.round(e.duration)]))"))
             page.close()
+            page = browser.new_page()
+            page.goto(url + "/healthz", wait_until="load")
+            reference.append(page.evaluate("performance.now()"))
+            page.close()
         browser.close()
-    return loads[1:]  # the first warms the browser's cache of scripts
+    return loads[1:], reference[1:]  # the first warms the browser's cache of scripts
 
 
 def measure(url: str, token: str, engine, args) -> dict:
@@ -142,10 +148,12 @@ def measure(url: str, token: str, engine, args) -> dict:
         report["queries"][name] = timing
         print(f"{name:34s} p50 {timing['p50_ms']:7.1f} ms  max {timing['max_ms']:7.1f} ms  "
               f"rows {timing['rows']}  {explain.splitlines()[1].strip()[:70]}", flush=True)
-    loads = time_page(url, token, min(args.repeats, 10))
+    loads, reference = time_page(url, token, min(args.repeats, 10))
     report["page_load_ms"] = {"median": statistics.median(loads), "max": max(loads), "runs": loads}
+    report["reference_healthz_load_ms"] = {"median": statistics.median(reference), "runs": reference}
     print(f"page load (navigation to 50 rows drawn): median {statistics.median(loads):.0f} ms, "
-          f"max {max(loads):.0f} ms", flush=True)
+          f"max {max(loads):.0f} ms; reference /healthz load median {statistics.median(reference):.0f} ms",
+          flush=True)
     return report
 
 

@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from edge_service.api_models import ReviewDecision, ReviewRecord, StoredResult
+from edge_service.api_models import ReviewDecision, ReviewRecord, StoredResult, check_station_prefix
 
 
 class Whoami(BaseModel):
@@ -47,8 +47,13 @@ class ReviewHistory(BaseModel):
 
 
 class DefectClassesIn(BaseModel):
-    station_prefix: str = Field(min_length=1, max_length=330)
+    station_prefix: str = Field(min_length=1, max_length=330, description="site, site/area, ... (whole segments)")
     names: list[str] = Field(max_length=50)
+
+    @field_validator("station_prefix")
+    @classmethod
+    def _whole_segments(cls, prefix: str) -> str:
+        return check_station_prefix(prefix)
 
 
 class DefectClasses(BaseModel):
@@ -92,6 +97,14 @@ class ModelVersionRow(BaseModel):
     escapes: int = Field(description="PASS results that a reviewer confirmed as defects")
 
 
+class RegionCell(BaseModel):
+    """One cell of the grid laid over the part (row 0 is the top): how many FAIL regions centre in it."""
+
+    row: int
+    column: int
+    regions: int
+
+
 class Trends(BaseModel):
     station: str | None
     since: datetime
@@ -102,6 +115,8 @@ class Trends(BaseModel):
     scores: list[HistogramBin]
     thresholds: list[float] = Field(description="the distinct thresholds results were judged with")
     models: list[ModelVersionRow]
+    region_grid_size: int = Field(description="the grid is size x size cells over the image")
+    region_grid: list[RegionCell] = Field(description="where on the part FAIL regions occur (non-empty cells)")
 
 
 # ---------------------------------------------------------------------------------------------- thresholds

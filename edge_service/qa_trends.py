@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,11 +15,21 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, Integer, cast, func, select
 
 from edge_service.database import as_utc, as_utc_naive, results, utcnow
-from edge_service.qa_models import Bucket, HistogramBin, ModelVersionRow, ParetoRow, TrendPoint, Trends
+from edge_service.qa_models import (
+    Bucket,
+    HistogramBin,
+    ModelVersionRow,
+    ParetoRow,
+    RegionCell,
+    TrendPoint,
+    Trends,
+)
 from edge_service.store import station_filter
 
 SCORE_BINS = 20
-TABLES = ("series", "pareto", "scores", "models")
+GRID = 8
+MAX_GRID_RESULTS = 20_000  # the newest FAILs of the period whose regions are placed on the grid
+TABLES = ("series", "pareto", "scores", "models", "regions")
 
 
 def _bucket(engine: Engine, bucket: Bucket):
@@ -84,6 +95,21 @@ def _models(conn, conds: list) -> list[ModelVersionRow]:
                             false_alarms=int(a), escapes=int(e)) for v, n, f, r, c, a, e in rows]
 
 
+def _region_grid(conn, conds: list) -> list[RegionCell]:
+    """Where FAIL regions centre, on a GRID x GRID grid over the image (from the stored records)."""
+    rows = conn.execute(select(results.c.record).where(*conds, results.c.verdict == "FAIL")
+                        .order_by(results.c.inspected_at.desc()).limit(MAX_GRID_RESULTS)).all()
+    counts: dict[tuple[int, int], int] = {}
+    for (raw,) in rows:
+        rec = json.loads(raw)
+        w, h = rec["image_width"] or 1, rec["image_height"] or 1
+        for g in rec["regions"]:
+            cell = (min(int((g["y"] + g["height"] / 2) / h * GRID), GRID - 1),
+                    min(int((g["x"] + g["width"] / 2) / w * GRID), GRID - 1))
+            counts[cell] = counts.get(cell, 0) + 1
+    return [RegionCell(row=r, column=c, regions=n) for (r, c), n in sorted(counts.items())]
+
+
 def trends(engine: Engine, station: str | None, since: datetime | None, until: datetime | None,
            bucket: Bucket = "hour") -> Trends:
     until_n = as_utc_naive(until) if until else utcnow()
@@ -97,18 +123,28 @@ def trends(engine: Engine, station: str | None, since: datetime | None, until: d
                                                  .order_by(results.c.threshold).limit(20))]
         return Trends(station=station, since=as_utc(since_n), until=as_utc(until_n), bucket=bucket,
                       series=_series(conn, engine, conds, bucket), pareto=_pareto(conn, conds),
-                      scores=_scores(conn, engine, conds), thresholds=thresholds, models=_models(conn, conds))
+                      scores=_scores(conn, engine, conds), thresholds=thresholds, models=_models(conn, conds),
+                      region_grid_size=GRID, region_grid=_region_grid(conn, conds))
 
 
 def to_csv(t: Trends, table: str) -> str:
     """One table of the trends as CSV (header row first)."""
     tables: dict[str, tuple[type[BaseModel], Sequence[BaseModel]]] = {
         "series": (TrendPoint, t.series), "pareto": (ParetoRow, t.pareto), "scores": (HistogramBin, t.scores),
-        "models": (ModelVersionRow, t.models)}
+        "models": (ModelVersionRow, t.models), "regions": (RegionCell, t.region_grid)}
     model, rows = tables[table]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(list(model.model_fields))
     for row in rows:
-        writer.writerow(["" if v is None else v for v in row.model_dump(mode="json").values()])
+        writer.writerow([_cell(v) for v in row.model_dump(mode="json").values()])
     return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell; text that a spreadsheet would run as a formula (=, +, -, @) is quoted with a leading '."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value

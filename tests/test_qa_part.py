@@ -86,3 +86,28 @@ def test_open_a_part_and_toggle_the_heatmap(qa_server, chromium, tmp_path):
     assert page.get_attribute("#stage", "data-scale") == "1.000"
     page.check("#t-heatmap")
     p.finish("part-viewer")
+
+
+def test_review_from_the_part_viewer(qa_server, chromium, tmp_path):
+    record = _inspected_part(qa_server)
+    httpx.put(f"{qa_server.url}/api/v1/qa/defect-classes", headers=qa_server.h("qa"),
+              json={"station_prefix": "plant1", "names": ["crack", "dent"]}).raise_for_status()
+    rid = record["inspection_id"]
+    viewer = Page(chromium, qa_server, "operator", f"/qa/part#id={rid}", tmp_path)
+    viewer.page.wait_for_function(f"document.body.dataset.loaded === '{rid}'")
+    assert viewer.page.is_visible("#readonly") and viewer.page.is_disabled("#do-defect")
+    viewer.finish("part-viewer-read-only")
+    p = Page(chromium, qa_server, "qa", f"/qa/part#id={rid}", tmp_path)
+    page = p.page
+    page.wait_for_function(f"document.body.dataset.loaded === '{rid}'")
+    page.select_option("#class", "crack")
+    page.fill("#comment", "crack at 9 o'clock")
+    page.keyboard.press("Escape")
+    page.keyboard.press("d")
+    page.wait_for_function("document.getElementById('history').textContent.includes('qa-anna')")
+    assert "crack at 9 o'clock" in page.text_content("#history")
+    assert "confirmed defect · crack" in page.text_content("#meta")
+    p.finish("part-viewer-reviewed")
+    got = httpx.get(f"{qa_server.url}/api/v1/results/{rid}", headers=qa_server.h("qa")).json()
+    assert [(r["decision"], r["defect_class"], r["reviewer"]) for r in got["reviews"]] == [
+        ("confirmed_defect", "crack", "qa-anna")]

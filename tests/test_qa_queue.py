@@ -3,6 +3,7 @@ and the page in real headless Chromium (keyboard review seen in history, today's
 
 from __future__ import annotations
 
+import httpx
 import qa_support
 from qa_support import Page, at, seed_today_and_yesterday
 from service_support import OTHER, STATION, make_result
@@ -65,6 +66,12 @@ def test_bulk_review_is_all_or_nothing_and_records_who(service):
     assert service.get(Q, defect_class="dent").json()["items"][0]["defect_class"] == "dent"
     assert service.get("/api/v1/qa/defect-classes", station=STATION).json()["names"] == ["dent", "scratch"]
     assert service.get("/api/v1/qa/defect-classes", station=OTHER).json()["names"] == ["dent", "scratch"]
+    bad = service.client.put("/api/v1/qa/defect-classes", json={"station_prefix": "plant1/", "names": ["x"]},
+                             headers=service.h("qa"))
+    assert bad.status_code == 422 and "station_prefix" in bad.json()["message"]
+    assert service.client.put("/api/v1/qa/defect-classes", json={"station_prefix": "plant1", "names": ["x"]},
+                              headers=service.h("operator")).status_code == 403
+    assert service.get("/api/v1/qa/defect-classes", station=STATION).json()["names"] == ["dent", "scratch"]
 
 
 def test_operators_see_but_may_not_review(service):
@@ -82,8 +89,6 @@ def test_operators_see_but_may_not_review(service):
 
 def test_review_a_fail_with_the_keyboard_and_see_it_in_history(qa_server, chromium, tmp_path):
     rows = seed_today_and_yesterday(qa_server)
-    import httpx
-
     httpx.put(f"{qa_server.url}/api/v1/qa/defect-classes", headers=qa_server.h("qa"),
               json={"station_prefix": "plant1", "names": ["burr", "crack", "dent"]}).raise_for_status()
     p = Page(chromium, qa_server, "qa", "/qa", tmp_path)
@@ -134,3 +139,47 @@ def test_filter_to_todays_fails(qa_server, chromium, tmp_path):
     page.keyboard.press("d")
     page.wait_for_function("document.getElementById('error').textContent.includes('may not review')")
     p.finish("today-fails")
+
+
+def test_bulk_review_of_a_selection_in_the_page(qa_server, chromium, tmp_path):
+    rows = seed_today_and_yesterday(qa_server)
+    p = Page(chromium, qa_server, "qa", "/qa", tmp_path)
+    page = p.page
+    page.wait_for_function("document.querySelectorAll('#queue tbody tr').length === 4")
+    page.wait_for_function("document.getElementById('panel').dataset.ready !== undefined")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press(" ")  # select P-NEW (newest)
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")  # skip P-PASS, select P-TWO
+    page.keyboard.press(" ")
+    page.wait_for_function("document.getElementById('selected-count').textContent === '2 selected'")
+    page.click("#bulk-false")
+    page.wait_for_function("document.getElementById('selected-count').textContent === '0 selected'")
+    states = page.locator("#queue tbody tr .state").all_text_contents()
+    assert states == ["false alarm", "unreviewed", "false alarm", "unreviewed"]
+    p.finish("bulk-review")
+    for key, want in (("new_fail", "false_alarm"), ("fail2", "false_alarm"), ("pass", "unreviewed")):
+        got = httpx.get(f"{qa_server.url}/api/v1/results/{rows[key]['inspection_id']}", headers=qa_server.h("qa"))
+        assert got.json()["review_state"] == want, key
+
+
+def test_defect_classes_are_edited_in_the_page(qa_server, chromium, tmp_path):
+    seed_today_and_yesterday(qa_server)
+    p = Page(chromium, qa_server, "qa", "/qa", tmp_path)
+    page = p.page
+    page.wait_for_function("document.getElementById('panel').dataset.ready !== undefined")
+    assert page.locator("#class option").all_text_contents() == ["— none —"]
+    page.click("#classes-editor summary")
+    page.fill("#classes-prefix", "plant1/area1")
+    page.fill("#classes-names", "porosity, burr ,")
+    page.click("#classes-save")
+    page.wait_for_function("document.getElementById('classes-message').textContent.startsWith('Saved')")
+    page.wait_for_function("document.querySelectorAll('#class option').length === 3")
+    assert page.locator("#class option").all_text_contents() == ["— none —", "1 · burr", "2 · porosity"]
+    page.fill("#classes-prefix", "/bad prefix")
+    page.click("#classes-save")
+    page.wait_for_function("document.getElementById('classes-message').textContent.startsWith('Not saved')")
+    p.finish("defect-classes")
+    got = httpx.get(f"{qa_server.url}/api/v1/qa/defect-classes", params={"station": STATION},
+                    headers=qa_server.h("operator")).json()
+    assert got["names"] == ["burr", "porosity"]

@@ -30,6 +30,10 @@ def _seed(post, review) -> dict[str, list[str]]:
            for i, (v, s) in enumerate([("PASS", 0.1), ("PASS", 0.2), ("PASS", 0.3), ("FAIL", 0.6)])]
     new = [make_result(verdict=v, score=s, at=_mid_hour(1, i), model_version="2")
            for i, (v, s) in enumerate([("PASS", 0.2), ("PASS", 0.4), ("FAIL", 0.9), ("FAIL", 1.1)])]
+    # regions on the 256 x 256 images: two centred in the top-left cell, one in the bottom-right
+    region = {"width": 10, "height": 10, "area_px": 100, "peak_score": 0.9}
+    new[2]["regions"] = [{"x": 5, "y": 5, **region}, {"x": 240, "y": 240, **region}]
+    new[3]["regions"] = [{"x": 10, "y": 12, **region}]
     assert post([*old, *new, make_result(station=OTHER, verdict="FAIL", at=at(1))]).status_code == 200
     review([new[2]["inspection_id"]], "confirmed_defect", "crack")
     review([new[3]["inspection_id"]], "confirmed_defect", "dent")
@@ -62,6 +66,8 @@ def test_trend_numbers(service):
     assert (models["1"]["false_alarms"], models["1"]["escapes"], models["1"]["confirmed_defects"]) == (1, 0, 0)
     assert (models["2"]["false_alarms"], models["2"]["escapes"], models["2"]["confirmed_defects"]) == (0, 1, 2)
     assert models["2"]["reviewed"] == 3
+    assert t["region_grid_size"] == 8
+    assert [(c["row"], c["column"], c["regions"]) for c in t["region_grid"]] == [(0, 0, 2), (7, 7, 1)]
     csv_rows = list(csv.reader(io.StringIO(service.get(f"{T}.csv", table="models", station="plant1/area1/line1",
                                                        since=at(6).isoformat()).text)))
     assert csv_rows[0][:3] == ["model_version", "total", "fail"] and [r[0] for r in csv_rows[1:]] == ["1", "2"]
@@ -84,6 +90,7 @@ def test_trends_dashboard_renders_with_data(qa_server, chromium, tmp_path):
     assert page.locator("#c-pareto rect.bar").count() == 2
     assert page.locator("#c-scores line.marker").count() == 1 and "threshold 0.500" in page.text_content("#c-scores")
     assert page.locator("#t-models tr").count() == 3
+    assert page.locator("#c-regions rect.cell").count() == 2
     rows = page.locator("#t-pareto tr td:first-child").all_text_contents()
     assert rows == ["crack", "dent"]
     with page.expect_download() as download:
@@ -91,3 +98,13 @@ def test_trends_dashboard_renders_with_data(qa_server, chromium, tmp_path):
     text = Path(download.value.path()).read_text()
     assert text.splitlines() == ["defect_class,count,cumulative_share", "crack,2,0.6666666666666666", "dent,1,1.0"]
     p.finish("trends")
+
+
+def test_csv_cells_are_never_spreadsheet_formulas():
+    from edge_service.qa_models import ParetoRow, Trends
+    from edge_service.qa_trends import to_csv
+
+    t = Trends(station=None, since=at(1), until=at(0), bucket="hour", series=[], scores=[], thresholds=[],
+               models=[], region_grid_size=8, region_grid=[],
+               pareto=[ParetoRow(defect_class="=HYPERLINK(1)", count=2, cumulative_share=1.0)])
+    assert to_csv(t, "pareto").splitlines()[1] == "'=HYPERLINK(1),2,1.0"

@@ -97,5 +97,5 @@ def set_defect_classes(body: DefectClassesIn, who: Reviewer, engine: Database) -
     bad = [n for n in body.names if len(n.strip()) > 64]
     if bad:
         raise InvalidRequest(f"names: {bad[0][:70]!r} is longer than 64 characters")
-    qa_queue.set_classes(engine, body.station_prefix.strip("/"), body.names, who.name)
+    qa_queue.set_classes(engine, body.station_prefix, body.names, who.name)
     return DefectClasses(station=body.station_prefix, names=qa_queue.classes_for(engine, body.station_prefix))

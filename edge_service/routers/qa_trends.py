@@ -31,14 +31,14 @@ def _trends(engine, station: str | None, since: datetime | None, until: datetime
 @router.get("/trends", responses=documented(400, 401, 403, 422))
 def trends(_who: Reader, engine: Database, station: StationPrefix = None, since: datetime | None = None,
            until: datetime | None = None, bucket: Bucket = "hour") -> Trends:
-    """Yield and defect rate over time, Pareto of reviewed defect classes, score distributions, per model
-    version counts; the period defaults to the last 24 hours."""
+    """Yield and defect rate over time, Pareto of reviewed defect classes, where on the part FAIL regions
+    occur, score distributions, per model version counts; the period defaults to the last 24 hours."""
     return _trends(engine, station, since, until, bucket)
 
 
 @router.get("/trends.csv", response_class=Response, responses=documented(400, 401, 403, 422))
 def trends_csv(_who: Reader, engine: Database,
-               table: Annotated[Literal["series", "pareto", "scores", "models"], Query()],
+               table: Annotated[Literal["series", "pareto", "scores", "models", "regions"], Query()],
                station: StationPrefix = None, since: datetime | None = None, until: datetime | None = None,
                bucket: Bucket = "hour") -> Response:
     """One table of the trends as CSV."""

@@ -76,5 +76,18 @@ window.qaCharts = (() => {
     names.forEach((nm, k) => svg.append(node("text", { x: W - R - 150 + k * 75, y: T + 10, "font-size": 11, fill: colours[k] }, nm)));
   }
 
-  return { lines, pareto, histogram };
+  // cells: [{row, column, regions}] on a size x size grid; darker red = more regions
+  function heatGrid(svg, size, cells) {
+    const px = 240 / size, max = Math.max(1, ...cells.map((c) => c.regions));
+    svg.setAttribute("viewBox", "0 0 240 240");
+    svg.replaceChildren(node("rect", { x: 0, y: 0, width: 240, height: 240, fill: "#f4f5f7", stroke: "#ccc" }));
+    for (const c of cells) {
+      const cell = node("rect", { x: c.column * px, y: c.row * px, width: px, height: px, fill: "#c62828",
+        "fill-opacity": (0.15 + 0.85 * c.regions / max).toFixed(2), class: "cell" });
+      cell.append(node("title", {}, c.regions + " regions"));
+      svg.append(cell, node("text", { x: c.column * px + px / 2, y: c.row * px + px / 2 + 4, "font-size": 11, "text-anchor": "middle" }, c.regions));
+    }
+  }
+
+  return { lines, pareto, histogram, heatGrid };
 })();

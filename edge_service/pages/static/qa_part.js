@@ -3,7 +3,7 @@
 (() => {
   const { $, call, el, fmtTime, imageUrl, showError } = window.qa;
   const view = { scale: 1, x: 0, y: 0 };
-  let result = null;
+  let result = null, me = null;
 
   function apply() {
     $("stage").style.transform = "translate(" + view.x + "px," + view.y + "px) scale(" + view.scale + ")";
@@ -79,10 +79,29 @@
       (v.defect_class ? " · " + v.defect_class : "") + " · by " + v.reviewer + " · " + fmtTime(v.created_at), v.comment ? el("div", { class: "comment" }, v.comment) : "")));
   }
 
-  async function start() {
+  async function decide(decision) {
+    if (!me || !me.can_review) { showError("your role may not review: ask for a qa token"); return; }
+    try {
+      await call("POST", "/api/v1/qa/reviews", { inspection_ids: [result.inspection_id], decision,
+        defect_class: $("class").value || null, comment: $("comment").value.trim() || null });
+      result = await call("GET", "/api/v1/results/" + result.inspection_id);
+      $("comment").value = ""; showError(""); metadata(result);
+    } catch (e) { showError(e.message); }
+  }
+
+  async function start(who) {
+    me = who;
+    if (!me.can_review) {
+      $("readonly").hidden = false;
+      $("readonly").textContent = "Read only: your role (" + me.role + ") can see this part but not review it.";
+      for (const b of ["do-defect", "do-false", "do-unsure"]) $(b).disabled = true;
+    }
     const id = new URLSearchParams(location.hash.slice(1)).get("id");
     if (!id) { showError("no result given: open a part from the review queue"); return; }
     result = await call("GET", "/api/v1/results/" + encodeURIComponent(id));
+    const classes = await call("GET", "/api/v1/qa/defect-classes?" + window.qa.query({ station: stationPath(result) }));
+    $("class").replaceChildren(new Option("— none —", ""), ...classes.names.map((n) => new Option(n, n)));
+    $("class").value = result.defect_class || "";
     $("title").textContent = (result.part_id || result.inspection_id.slice(0, 8)) + " · " + result.verdict;
     metadata(result); drawRegions(result); drawScorebar(result);
     const kinds = result.images;
@@ -113,10 +132,18 @@
   $("viewer").addEventListener("pointermove", (e) => { if (drag) { view.x = e.clientX - drag[0]; view.y = e.clientY - drag[1]; apply(); } });
   $("viewer").addEventListener("pointerup", () => { drag = null; });
   document.addEventListener("keydown", (e) => {
-    if (document.activeElement.tagName === "INPUT" && document.activeElement.type !== "checkbox") return;
-    const keys = { h: () => $("t-heatmap").click(), r: () => $("t-regions").click(), t: () => $("t-threshold").click(),
+    const tag = document.activeElement.tagName;
+    if ((tag === "INPUT" && document.activeElement.type !== "checkbox") || tag === "SELECT") {
+      if (e.key === "Escape") document.activeElement.blur();
+      return;
+    }
+    const keys = { d: () => decide("confirmed_defect"), f: () => decide("false_alarm"), u: () => decide("unsure"),
+      h: () => $("t-heatmap").click(), r: () => $("t-regions").click(), t: () => $("t-threshold").click(),
       "+": () => $("z-in").click(), "-": () => $("z-out").click(), 0: fit, 1: () => $("z-one").click() };
     if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
   });
-  window.qa.boot(() => start().catch((e) => showError(e.message)));
+  $("do-defect").addEventListener("click", () => decide("confirmed_defect"));
+  $("do-false").addEventListener("click", () => decide("false_alarm"));
+  $("do-unsure").addEventListener("click", () => decide("unsure"));
+  window.qa.boot((who) => start(who).catch((e) => showError(e.message)));
 })();

@@ -141,6 +141,19 @@
     } catch (e) { showError(e.message); }
   }
 
+  async function saveClasses(e) {
+    e.preventDefault();
+    const prefix = $("classes-prefix").value.trim();
+    const names = $("classes-names").value.split(",").map((n) => n.trim()).filter(Boolean);
+    try {
+      await call("PUT", "/api/v1/qa/defect-classes", { station_prefix: prefix, names });
+      for (const k of Object.keys(classesByStation)) delete classesByStation[k];
+      delete $("class").dataset.station;
+      $("classes-message").className = "ok"; $("classes-message").textContent = "Saved " + names.length + " classes for " + prefix;
+      if (current >= 0) await focusRow(current);
+    } catch (err) { $("classes-message").className = "error"; $("classes-message").textContent = "Not saved: " + err.message; }
+  }
+
   function openPart() { if (current >= 0) location.href = "/qa/part#id=" + items[current].inspection_id; }
 
   function onKey(e) {
@@ -165,7 +178,7 @@
     if (!me.can_review) {
       $("readonly").hidden = false;
       $("readonly").textContent = "Read only: your role (" + me.role + ") can see results but not review them.";
-      for (const id of ["do-defect", "do-false", "do-unsure", "bulk-defect", "bulk-false", "bulk-unsure"]) $(id).disabled = true;
+      for (const id of ["do-defect", "do-false", "do-unsure", "bulk-defect", "bulk-false", "bulk-unsure", "classes-save"]) $(id).disabled = true;
     }
   }
 
@@ -179,6 +192,7 @@
   $("filters").addEventListener("submit", (e) => { e.preventDefault(); load(false); });
   $("f-time").addEventListener("change", () => document.body.classList.toggle("show-custom", $("f-time").value === "custom"));
   $("more").addEventListener("click", () => load(true));
+  $("classes-form").addEventListener("submit", saveClasses);
   $("do-defect").addEventListener("click", () => decide("confirmed_defect", false));
   $("do-false").addEventListener("click", () => decide("false_alarm", false));
   $("do-unsure").addEventListener("click", () => decide("unsure", false));

@@ -33,6 +33,7 @@
     table("t-pareto", ["defect class", "count", "cumulative"], t.pareto.map((r) => [r.defect_class, r.count, pct(r.cumulative_share)]));
     charts.histogram($("c-scores"), t.scores.map((b) => ({ low: b.low, high: b.high, a: b.passed, b: b.failed })),
       ["PASS", "FAIL"], ["#2e7d32", "#c62828"], t.thresholds.map((v) => ({ value: v, label: "threshold " + v.toFixed(3) })));
+    charts.heatGrid($("c-regions"), t.region_grid_size, t.region_grid);
     table("t-models", ["model version", "parts", "FAIL", "reviewed", "confirmed defects", "false alarms", "escapes"],
       t.models.map((m) => [m.model_version, m.total, m.fail, m.reviewed, m.confirmed_defects, m.false_alarms, m.escapes]));
     document.body.dataset.loaded = String(total);
