@@ -95,3 +95,7 @@ class InspectionResult(BaseModel):
     image_height: int
     regions: list[Region]
     timings: StageTimings
+    # Trigger mode only (None when the station free-runs): the PLC trigger this result answers, and the recipe
+    # (product) whose model inspected the part. Optional, so records without them stay valid (schema 1.0).
+    trigger_sequence: int | None = Field(default=None, ge=1, le=2**32 - 1)
+    recipe: str | None = Field(default=None, max_length=64)

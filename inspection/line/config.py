@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from inspection.errors import InspectionError
 from inspection.model.shipped import DEFAULT_PART
+from inspection.plant.config import PlantSection
 from inspection.schema import StationContext
 
 
@@ -115,6 +116,8 @@ class StationConfig(_Strict):
     service: ServiceSection = ServiceSection()
     mqtt: MqttSection = MqttSection()
     status: StatusSection = StatusSection()
+    plant: PlantSection = Field(default_factory=PlantSection, description="trigger mode: the PLC handshake, "
+                                "recipes, Modbus TCP and OPC UA; off (free-running) by default")
 
     @model_validator(mode="after")
     def _model_needed(self):

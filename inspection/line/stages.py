@@ -292,7 +292,7 @@ class PublishStage(Stage):
         frame = item.frame
         timings = r.timings.model_dump() | {"capture_wait_ms": (item.started - frame.captured_mono) * 1e3}
         record = r.to_result(station=self.s.station, part_id=frame.part_id, source=frame.name,
-                             captured_at=frame.captured_at, timings=StageTimings(**timings))
+                             captured_at=frame.captured_at, timings=StageTimings(**timings), **self._context(item))
         rid = str(record.inspection_id)
         original = overlay = None
         keep = self.s.keep_pass_fraction
@@ -310,6 +310,10 @@ class PublishStage(Stage):
             self.ctx.counters.passed += 1
         else:
             self.ctx.counters.rejected_parts += 1
+
+    def _context(self, item: Inspected) -> dict:
+        """More fields of the record (trigger mode: the trigger's sequence number and the recipe)."""
+        return {}
 
     def _prune(self, outbox: Outbox) -> None:
         self.last_prune = time.monotonic()
