@@ -60,7 +60,7 @@ def test_bad_http_triggers_refused_naming_the_problem_and_buffer_full(tmp_path):
     assert too_long.status_code == 400 and too_long.json()["error"] == "BAD_PART_ID"
     assert [k.status_code for k in kept] == [200, 200] and not any(k.json()["acknowledged"] for k in kept)
     assert full.status_code == 409 and full.json()["error"] == "BUFFER_FULL"
-    assert still_full.status_code == 409 and still_full.json()["sequence"] == 4
+    assert still_full.status_code == 409 and still_full.json()["sequence"] == 5
     records = outbox_records(cfg.outbox)
     assert [r["part_id"] for r in records] == ["K-0", "K-1"], "the accepted triggers kept; refusals add nothing"
 
