@@ -28,6 +28,7 @@ from inspection.line.forwarders import Forwarder, HttpForwarder, MqttForwarder
 from inspection.line.http_trigger import handle_trigger
 from inspection.line.local_images import LocalImages
 from inspection.line.outbox import Outbox
+from inspection.line.sparkplug import make_sparkplug
 from inspection.line.stages import (
     END,
     CaptureStage,
@@ -102,8 +103,9 @@ class LineRunner:
                                                 cfg.images.keep_pass_fraction, self.model.meta.good_scores.p50)
         self.latencies = self.publish_settings.latencies  # capture -> commit, seconds (for benchmarks)
         images = LocalImages(cfg.images.dir, cfg.images.max_age_days, int(cfg.images.max_gb * 1024**3))
+        self.sparkplug = make_sparkplug(cfg, self.station)
         hooks = PublishHooks(self._wake_forwarders, self.finished.set, self._disk_full, self._space_back,
-                             self.stop_capture)
+                             self.stop_capture, self.sparkplug.on_record if self.sparkplug else None)
         if cfg.plant.enabled:
             self.trigger_mode = build_trigger_mode(cfg, self.ctx, self.model)
             stages = self.trigger_mode.stages(self.ctx, self.watchdog, self.stop_capture, self.publish_settings,
@@ -189,6 +191,8 @@ class LineRunner:
         self._announce("online")
 
     def _announce(self, status: str) -> None:
+        if self.sparkplug:
+            self.sparkplug.set_state(status)
         for f in self.forwarders:
             if isinstance(f, MqttForwarder):
                 f.set_status(status)
@@ -212,6 +216,8 @@ class LineRunner:
         self.supervisor.start()
         for f in self.forwarders:
             f.start()
+        if self.sparkplug:
+            self.sparkplug.start()
         if self.trigger_mode:
             try:
                 self.trigger_mode.plant.start(ready=False)  # Ready once the camera gives frames
@@ -245,6 +251,8 @@ class LineRunner:
         for f in self.forwarders:
             f.wake.set()
             f.join(timeout=self.flush_timeout + 5)
+        if self.sparkplug:
+            self.sparkplug.stop()
         if self.status_server:
             self.status_server.stop()
         with self._state_lock:

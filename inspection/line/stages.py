@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -248,6 +249,15 @@ class PublishHooks:
     on_disk_full: Callable[[str], None]  # the outbox's disk is full: pause, report
     on_space: Callable[[], None]  # space is back: resume
     stopping: threading.Event  # the runner is stopping: give up waiting for space
+    on_record: Callable[[Any], None] | None = None  # the committed record (Sparkplug B DDATA)
+
+    def committed(self, record: Any) -> None:
+        if self.on_record is None:
+            return
+        try:
+            self.on_record(record)
+        except Exception:  # a live feed must never stop the durable path
+            log.exception("on_record hook failed")
 
 
 class PublishStage(Stage):
@@ -300,6 +310,7 @@ class PublishStage(Stage):
             original, overlay = self.images.save(rid, image, render_overlay(image, r, self.s.overlay_reference))
         record.timings.publish_ms = (time.monotonic() - t0) * 1e3
         self._add(outbox, rid, record.model_dump_json(), original, overlay)
+        self.hooks.committed(record)
         done = time.monotonic()
         self.s.latencies.append(done - frame.captured_mono)
         if len(self.s.latencies) > 100_000:

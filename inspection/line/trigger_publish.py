@@ -82,6 +82,7 @@ class TriggeredPublishStage(PublishStage):
         self._add(outbox, rid, record.model_dump_json(), None, None)
         if "http" in self.s.enabled:
             outbox.mark("http", [rid], REJECTED, HTTP_SET_ASIDE)
+        self.hooks.committed(record)
 
     def drain_failed(self) -> None:
         while not isinstance(item := self.inbox.get(), End):
