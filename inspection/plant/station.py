@@ -97,7 +97,7 @@ class PlantStation:
             if self.modbus:
                 self.modbus.start()
                 self.lines.append(f"Modbus TCP on {self.modbus.host}:{self.modbus.port} (register map: "
-                                  "inspection/plant/README.md)")
+                                  "README.md, Modbus TCP: register map)")
             if self.opcua:
                 self.opcua.start()
                 self.lines.append(self._opcua_line())
