@@ -62,17 +62,26 @@ def test_200_encrypted_opcua_triggers_through_inspection_run(station):
     ports, tmp, _ = station
     plc = OpcUaPlc(f"opc.tcp://127.0.0.1:{ports['opcua']}/inspection/", USER, PASSWORD, cert_dir=tmp / "client")
     try:
-        report = PlcSimulator(plc).run(count=200, rate=20, buffer_check=True, prefix="UA")
+        sim = PlcSimulator(plc)
+        report = sim.run(count=200, rate=20, buffer_check=True, prefix="UA")
+        assert (report.triggers, report.results, report.refused) == (209, 208, 1)
+        assert plc.select_recipe(2) == 0, "SelectRecipe over OPC UA"
+        sim.one_part("UA-PLATE")
+        assert plc.select_recipe(9) == ErrorCode.UNKNOWN_RECIPE
+        assert plc.select_recipe(1) == 0
+        sim.one_part("UA-FLANGE")
     finally:
         plc.close()
     assert report.problems == [], report.problems
-    assert (report.triggers, report.results, report.refused) == (209, 208, 1)
     status = wait_for(lambda: (s := line_status(ports["status"])) and s["trigger"]["counters"]["ok"]
-                      + s["trigger"]["counters"]["ng"] == 208 and s, 10, "the counters in /status")
-    assert status["trigger"]["buffered"] == 0 and status["trigger"]["last_trigger_sequence"] == 209
+                      + s["trigger"]["counters"]["ng"] == 210 and s, 10, "the counters in /status")
+    assert status["trigger"]["buffered"] == 0 and status["trigger"]["last_trigger_sequence"] == 211
+    assert status["trigger"]["recipe_name"] == "flange" and status["trigger"]["state"] == "Ready"
     records = [r for r in outbox_records(tmp / "outbox.db") if r.get("kind") != "trigger_error"]
-    assert [r["trigger_sequence"] for r in records] == [s for s in range(1, 210) if s != 9]
-    assert [r["part_id"] for r in records[8:]] == [f"UA-{i:05d}" for i in range(200)]
+    assert [r["trigger_sequence"] for r in records] == [s for s in range(1, 212) if s != 9]
+    assert [r["part_id"] for r in records[8:]] == [f"UA-{i:05d}" for i in range(200)] + ["UA-PLATE", "UA-FLANGE"]
+    assert [r["recipe"] for r in records[-3:]] == ["flange", "plate", "flange"]
+    assert records[-2]["model"]["name"] != records[-1]["model"]["name"]
 
 
 def test_recipe_changes_between_triggers_over_modbus_drop_none(station):
