@@ -12,6 +12,7 @@ from service_support import STATION, free_port
 
 from inspection.line.config import StationConfig, parse_config
 from inspection.line.runner import LineRunner
+from inspection.plant.records import StationState
 from inspection.sources.frame import Frame, FrameIds, FrameSource, now
 
 
@@ -71,7 +72,17 @@ class TriggeredRunner:
         self.runner = LineRunner(cfg, flush_timeout=1, source=source)
 
     def __enter__(self) -> LineRunner:
+        """Started, and Ready: the camera gave its first frame (a loaded box may take a while to open it)."""
         self.runner.start()
+        assert self.runner.trigger_mode is not None
+        core = self.runner.trigger_mode.plant.core
+        deadline = time.monotonic() + 60
+        while core.snapshot().state != StationState.READY:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.runner.stop()
+                raise AssertionError(f"the triggered station never became Ready: {core.snapshot()}")
+            core.wait_for_change(core.snapshot().version, min(left, 0.5))
         return self.runner
 
     def __exit__(self, *exc: object) -> None:

@@ -28,7 +28,7 @@ from inspection.line import metrics as m
 from inspection.line.stages import CaptureStage, Inspected, LineContext
 from inspection.model.runtime import InspectionModel
 from inspection.plant.records import CameraError, Trigger, TriggerResult
-from inspection.sources.frame import Frame
+from inspection.sources.frame import Frame, SourceFinished
 from inspection.sources.watchdog import SourceWatchdog
 
 log = logging.getLogger("inspection.line.triggered")
@@ -42,11 +42,13 @@ class FreshestFrame:
         self._cond = threading.Condition()
         self._frame: Frame | None = None
         self._closed = False
+        self.wanted = threading.Event()  # a trigger waits for a frame (a software-triggered camera grabs one)
 
     def put(self, frame: Frame) -> Frame | None:
         """Keep ``frame``; returns the one it supersedes (dropped: no trigger took it)."""
         with self._cond:
             old, self._frame = self._frame, frame
+            self.wanted.clear()
             self._cond.notify_all()
             return old
 
@@ -54,6 +56,8 @@ class FreshestFrame:
         """The first frame captured at or after ``when`` (taken: no other trigger gets it); CameraError when
         none comes within ``timeout`` seconds or capture has stopped."""
         with self._cond:
+            if self._frame is None or self._frame.captured_at < when:
+                self.wanted.set()
             ok = self._cond.wait_for(lambda: self._closed or (self._frame is not None
                                                               and self._frame.captured_at >= when), timeout)
             if self._closed:
@@ -73,13 +77,35 @@ class FreshestFrame:
 
 
 class TriggeredCaptureStage(CaptureStage):
-    """Capture that keeps grabbing into :class:`FreshestFrame` instead of the inference queue."""
+    """Capture that keeps grabbing into :class:`FreshestFrame` instead of the inference queue. A camera with a
+    software trigger (``source.software_trigger``, e.g. GigE with ``trigger = "software"``: each read fires
+    one) is read only when a trigger wants a frame, after one first frame that shows the camera works."""
 
     def __init__(self, ctx: LineContext, watchdog: SourceWatchdog, frames: FreshestFrame, stop: threading.Event,
                  on_first_frame: Callable[[], None]):
         super().__init__(ctx, watchdog, queue.Queue(maxsize=1), stop)
         self.frames, self.on_first_frame = frames, on_first_frame
         self.first = True
+        self.on_demand = bool(getattr(ctx.source, "software_trigger", False))
+
+    def run(self) -> None:
+        if not self.on_demand:
+            super().run()
+            return
+        while not self.stop.is_set():
+            if not self.first and not self.frames.wanted.wait(0.2):
+                continue
+            self.watchdog.last_frame = time.monotonic()  # idle between triggers is not a stall
+            try:
+                frame = self.watchdog.next_frame()  # fires the camera's software trigger
+            except SourceFinished:
+                return
+            if frame is None:
+                continue
+            self.ctx.counters.frames += 1
+            m.FRAMES.inc()
+            self._enqueue(frame)
+            self.done += 1
 
     def _enqueue(self, frame: Frame) -> None:
         old = self.frames.put(frame)
