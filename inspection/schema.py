@@ -97,3 +97,7 @@ class InspectionResult(BaseModel):
     timings: StageTimings
     input_conversion: str | None = Field(default=None, description="how the frame was converted to 8-bit RGB "
                                          "(mono cameras: grayscale replicated; 16-bit: v / 257), if it was")
+    # Trigger mode only (None when the station free-runs): the PLC trigger this result answers, and the recipe
+    # (product) whose model inspected the part. Optional, so records without them stay valid (schema 1.0).
+    trigger_sequence: int | None = Field(default=None, ge=1, le=2**32 - 1)
+    recipe: str | None = Field(default=None, max_length=64)

@@ -83,11 +83,18 @@ def run(
         typer.secho(f"warning: no service token (service.token, or ${cfg.service.token_env}); the service will "
                     "refuse results unless it runs --insecure-local", fg=typer.colors.YELLOW, err=True)
     stop = _stop_on_signals()
-    runner.start()
+    try:
+        runner.start()
+    except Exception as exc:  # a plant server that cannot bind its port, an unreadable certificate, ...
+        runner.stop()
+        raise fail(f"the station could not start: {type(exc).__name__}: {exc}") from None
     links = ", ".join(f.dest for f in runner.forwarders) or "none (outbox only)"
     typer.echo(f"station {runner.station.path}: {runner.source.name}, model {runner.model.info.name} "
                f"v{runner.model.info.version}; delivering to {links}"
                + (f"; status http://{cfg.status.host}:{cfg.status.port}/status" if cfg.status.port else ""))
+    if runner.trigger_mode:
+        http = "POST /trigger on the status port" if cfg.status.port else "no HTTP trigger (status.port = 0)"
+        typer.echo("trigger mode: " + "; ".join([*runner.trigger_mode.plant.lines, http]))
     _run_until(runner, stop, duration)
     typer.echo("stopping: finishing frames in flight and flushing the outbox ...")
     runner.stop()

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from inspection.errors import InspectionError
 from inspection.model.shipped import DEFAULT_PART
+from inspection.plant.config import PlantSection
 from inspection.schema import StationContext
 
 
@@ -87,6 +88,18 @@ class ServiceSection(_Strict):
         return os.environ.get(self.token_env) if self.token_env else None
 
 
+SPARKPLUG_ID = r"^[A-Za-z0-9_.\-]{1,64}$"  # no '/', '+', '#': Sparkplug ids are topic levels
+
+
+class SparkplugSection(_Strict):
+    """Sparkplug B on the same broker beside the JSON topics; ids default to the station's path."""
+
+    enabled: bool = False
+    group_id: str | None = Field(default=None, pattern=SPARKPLUG_ID, description="default: station.site")
+    edge_node_id: str | None = Field(default=None, pattern=SPARKPLUG_ID, description="default: area-line-cell")
+    device_id: str | None = Field(default=None, pattern=SPARKPLUG_ID, description="default: station.station")
+
+
 class MqttSection(_Strict):
     host: str | None = Field(default=None, description="broker host; none = no MQTT")
     port: int = Field(default=1883, ge=1, le=65535)
@@ -94,6 +107,7 @@ class MqttSection(_Strict):
     username: str | None = None
     password: SecretStr | None = None
     password_env: str | None = "INSPECTION_MQTT_PASSWORD"
+    sparkplug: SparkplugSection = SparkplugSection()
 
     def secret(self) -> str | None:
         if self.password is not None:
@@ -115,6 +129,14 @@ class StationConfig(_Strict):
     service: ServiceSection = ServiceSection()
     mqtt: MqttSection = MqttSection()
     status: StatusSection = StatusSection()
+    plant: PlantSection = Field(default_factory=PlantSection, description="trigger mode: the PLC handshake, "
+                                "recipes, Modbus TCP and OPC UA; off (free-running) by default")
+
+    @model_validator(mode="after")
+    def _sparkplug_needs_broker(self):
+        if self.mqtt.sparkplug.enabled and not self.mqtt.host:
+            raise ValueError("mqtt.sparkplug.enabled: Sparkplug B needs a broker (mqtt.host)")
+        return self
 
     @model_validator(mode="after")
     def _model_needed(self):

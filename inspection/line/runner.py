@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,12 @@ import numpy as np
 from inspection.line import metrics as m
 from inspection.line.config import StationConfig
 from inspection.line.forwarders import Forwarder, HttpForwarder, MqttForwarder
+from inspection.line.http_trigger import handle_trigger
 from inspection.line.local_images import LocalImages
 from inspection.line.outbox import Outbox
+from inspection.line.sparkplug import make_sparkplug
 from inspection.line.stages import (
+    END,
     CaptureStage,
     InferenceStage,
     LineContext,
@@ -46,6 +50,7 @@ from inspection.line.status import (
     StatusServer,
 )
 from inspection.line.supervisor import Supervisor
+from inspection.line.trigger_station import TriggerMode, build_trigger_mode
 from inspection.model.runtime import InspectionModel
 from inspection.model.shipped import default_model_path
 from inspection.schema import StationContext
@@ -77,6 +82,7 @@ class LineRunner:
         self.finished = threading.Event()  # publish has ended: everything taken is committed or counted
         self.fatal = threading.Event()  # stopped on an unrecoverable error (not a full disk: that resumes)
         self.counters = LineCounters()
+        self.trigger_mode: TriggerMode | None = None
         self.watchdog = SourceWatchdog(self.source, cfg.source.stall_timeout_s, self.stop_capture,
                                        on_state=_export_source_state, on_reopen=m.SOURCE_REOPENS.inc)
         self.forwarders = self._make_forwarders()
@@ -97,11 +103,17 @@ class LineRunner:
                                                 cfg.images.keep_pass_fraction, self.model.meta.good_scores.p50)
         self.latencies = self.publish_settings.latencies  # capture -> commit, seconds (for benchmarks)
         images = LocalImages(cfg.images.dir, cfg.images.max_age_days, int(cfg.images.max_gb * 1024**3))
-        stages = [CaptureStage(self.ctx, self.watchdog, capture_q, self.stop_capture),
-                  InferenceStage(self.ctx, self.model, capture_q, result_q),
-                  PublishStage(self.ctx, self.publish_settings, result_q, images,
-                               PublishHooks(self._wake_forwarders, self.finished.set, self._disk_full,
-                                            self._space_back, self.stop_capture), np.random.default_rng())]
+        self.sparkplug = make_sparkplug(cfg, self.station)
+        hooks = PublishHooks(self._wake_forwarders, self.finished.set, self._disk_full, self._space_back,
+                             self.stop_capture, self.sparkplug.on_record if self.sparkplug else None)
+        if cfg.plant.enabled:
+            self.trigger_mode = build_trigger_mode(cfg, self.ctx, self.model)
+            stages = self.trigger_mode.stages(self.ctx, self.watchdog, self.stop_capture, self.publish_settings,
+                                              images, hooks, np.random.default_rng())
+        else:
+            stages = [CaptureStage(self.ctx, self.watchdog, capture_q, self.stop_capture),
+                      InferenceStage(self.ctx, self.model, capture_q, result_q),
+                      PublishStage(self.ctx, self.publish_settings, result_q, images, hooks, np.random.default_rng())]
         return Supervisor(stages, on_fatal=self.fail)
 
     def _make_forwarders(self) -> list[Forwarder]:
@@ -146,6 +158,8 @@ class LineRunner:
             self._set_state("error")
         log.error("the line stops on an error: %s", reason)
         self.ctx.abort.set()
+        if self.trigger_mode:
+            self.trigger_mode.set_fault(reason)
         self.stop_capture.set()
         self._announce(f"error: {reason}")
 
@@ -158,6 +172,8 @@ class LineRunner:
             self.error = reason
             self._set_state("error")
         m.OUTBOX_FULL.set(1)
+        if self.trigger_mode:
+            self.trigger_mode.set_fault(reason)
         log.error("%s: inspection paused until there is space again", reason)
         self._announce("error: outbox disk full")
 
@@ -169,10 +185,14 @@ class LineRunner:
             self.error = None
             self._set_state("stopping" if self.stop_capture.is_set() else "running")
         m.OUTBOX_FULL.set(0)
+        if self.trigger_mode:
+            self.trigger_mode.set_fault(None)
         log.warning("the outbox has space again: inspection resumes")
         self._announce("online")
 
     def _announce(self, status: str) -> None:
+        if self.sparkplug:
+            self.sparkplug.set_state(status)
         for f in self.forwarders:
             if isinstance(f, MqttForwarder):
                 f.set_status(status)
@@ -196,8 +216,20 @@ class LineRunner:
         self.supervisor.start()
         for f in self.forwarders:
             f.start()
+        if self.sparkplug:
+            self.sparkplug.start()
+        if self.trigger_mode:
+            try:
+                self.trigger_mode.plant.start(ready=False)  # Ready once the camera gives frames
+            except Exception as exc:
+                self.fail(f"the plant servers could not start: {type(exc).__name__}: {exc}")
+                raise
         if self.cfg.status.port:
-            self.status_server = StatusServer(self.cfg.status.host, self.cfg.status.port, self.snapshot)
+            post = None
+            if self.trigger_mode:
+                core = self.trigger_mode.plant.core
+                post = partial(handle_trigger, core)
+            self.status_server = StatusServer(self.cfg.status.host, self.cfg.status.port, self.snapshot, post)
             self.status_server.start()
 
     def stop(self) -> None:
@@ -205,7 +237,11 @@ class LineRunner:
         with self._state_lock:
             if self._state != "error":
                 self._set_state("stopping")
+        if self.trigger_mode:  # the inspection in progress is finished and committed first
+            self.trigger_mode.plant.stop()
         self.stop_capture.set()
+        if self.trigger_mode:
+            self.trigger_mode.results.put(END)
         if not self.finished.wait(timeout=30):
             log.error("inspection did not finish within 30 s")
         deadline = time.monotonic() + self.flush_timeout
@@ -215,6 +251,8 @@ class LineRunner:
         for f in self.forwarders:
             f.wake.set()
             f.join(timeout=self.flush_timeout + 5)
+        if self.sparkplug:
+            self.sparkplug.stop()
         if self.status_server:
             self.status_server.stop()
         with self._state_lock:
@@ -257,7 +295,8 @@ class LineRunner:
                                 stalls=w.stalls),
             stages=stages, results={"PASS": c.passed, "FAIL": c.rejected_parts}, outbox=outbox,
             outbox_error=outbox_error,
-            links={f.dest: LinkStatus(state=f.state, last_error=f.last_error) for f in self.forwarders})
+            links={f.dest: LinkStatus(state=f.state, last_error=f.last_error) for f in self.forwarders},
+            trigger=self.trigger_mode.status() if self.trigger_mode else None)
 
     def status(self) -> dict:
         return self.snapshot().model_dump()

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -248,6 +249,15 @@ class PublishHooks:
     on_disk_full: Callable[[str], None]  # the outbox's disk is full: pause, report
     on_space: Callable[[], None]  # space is back: resume
     stopping: threading.Event  # the runner is stopping: give up waiting for space
+    on_record: Callable[[Any], None] | None = None  # the committed record (Sparkplug B DDATA)
+
+    def committed(self, record: Any) -> None:
+        if self.on_record is None:
+            return
+        try:
+            self.on_record(record)
+        except Exception:  # a live feed must never stop the durable path
+            log.exception("on_record hook failed")
 
 
 class PublishStage(Stage):
@@ -292,7 +302,7 @@ class PublishStage(Stage):
         frame = item.frame
         timings = r.timings.model_dump() | {"capture_wait_ms": (item.started - frame.captured_mono) * 1e3}
         record = r.to_result(station=self.s.station, part_id=frame.part_id, source=frame.name,
-                             captured_at=frame.captured_at, timings=StageTimings(**timings))
+                             captured_at=frame.captured_at, timings=StageTimings(**timings), **self._context(item))
         rid = str(record.inspection_id)
         original = overlay = None
         keep = self.s.keep_pass_fraction
@@ -300,6 +310,7 @@ class PublishStage(Stage):
             original, overlay = self.images.save(rid, image, render_overlay(image, r, self.s.overlay_reference))
         record.timings.publish_ms = (time.monotonic() - t0) * 1e3
         self._add(outbox, rid, record.model_dump_json(), original, overlay)
+        self.hooks.committed(record)
         done = time.monotonic()
         self.s.latencies.append(done - frame.captured_mono)
         if len(self.s.latencies) > 100_000:
@@ -310,6 +321,10 @@ class PublishStage(Stage):
             self.ctx.counters.passed += 1
         else:
             self.ctx.counters.rejected_parts += 1
+
+    def _context(self, item: Inspected) -> dict:
+        """More fields of the record (trigger mode: the trigger's sequence number and the recipe)."""
+        return {}
 
     def _prune(self, outbox: Outbox) -> None:
         self.last_prune = time.monotonic()

@@ -51,6 +51,22 @@ class LinkStatus(BaseModel):
     last_error: str | None
 
 
+class TriggerStatus(BaseModel):
+    """Trigger mode: the PLC handshake's state and counters (OPC 40100 state names)."""
+
+    state: str
+    buffered: int
+    depth: int
+    recipe: int
+    recipe_name: str
+    last_trigger_sequence: int | None
+    presented_sequence: int | None
+    last_error: str
+    last_error_message: str
+    counters: dict[str, float]
+    servers: list[str]
+
+
 class LineStatus(BaseModel):
     station: str
     state: RunnerState
@@ -63,18 +79,37 @@ class LineStatus(BaseModel):
     outbox: dict[str, OutboxStatus]
     outbox_error: str | None = None  # the outbox could not be read
     links: dict[str, LinkStatus]
+    trigger: TriggerStatus | None = None  # trigger mode only
 
 
 class StatusServer:
-    def __init__(self, host: str, port: int, status: Callable[[], LineStatus]):
-        self.status = status
+    def __init__(self, host: str, port: int, status: Callable[[], LineStatus],
+                 trigger: Callable[[bytes], tuple[int, dict]] | None = None):
+        self.status, self.trigger = status, trigger
         self.server = ThreadingHTTPServer((host, port), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, name="status", daemon=True)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        status = self.status
+        status, trigger = self.status, self.trigger
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(min(length, 65536)) if length else b""
+                if self.path != "/trigger" or trigger is None:
+                    code, answer = 404, {"error": "not_found", "message": f"POST {self.path}: only POST /trigger, "
+                                         "and only in trigger mode ([plant] enabled)"}
+                else:
+                    code, answer = trigger(body)
+                data = json.dumps(answer).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_GET(self) -> None:
                 code = 200
                 if self.path == "/status":
@@ -89,8 +124,7 @@ class StatusServer:
                                        "error": st.error}).encode()
                     ctype = "application/json"
                 else:
-                    self.send_error(404)
-                    return
+                    body, ctype, code = b'{"error": "not_found"}', "application/json", 404
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))

@@ -102,6 +102,8 @@ class PlantSection(_Strict):
     buffer_depth: int = Field(default=DEFAULT_DEPTH, ge=1, le=64)
     recipes: dict[str, RecipeSection] = Field(default_factory=lambda: {"1": RecipeSection(name="flange")})
     initial_recipe: int | None = None
+    frame_timeout_s: float = Field(default=1.0, gt=0, le=60, description="line runner: how long a trigger waits "
+                                   "for a frame captured after it before it is answered with a CAMERA error")
     modbus: ModbusSection = ModbusSection()
     opcua: OpcUaSection = OpcUaSection()
 

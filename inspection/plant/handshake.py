@@ -84,10 +84,14 @@ class PlcHandshake:
     """The trigger/result/acknowledge handshake of one station. ``start()`` makes it ready."""
 
     def __init__(self, inspect: InspectFn, depth: int = DEFAULT_DEPTH, recipes: Mapping[int, str] | None = None,
-                 recipe: int | None = None):
+                 recipe: int | None = None, on_error_result: Callable[[TriggerResult], None] | None = None):
         if depth < 1:
             raise ValueError(f"buffer depth {depth}: must be at least 1")
         self._inspect = inspect
+        # called with every error result (BUSY, CAMERA, INSPECTION_FAILED) outside the lock: the line runner
+        # commits it to its outbox (CAMERA and INSPECTION_FAILED before they are presented)
+        self._on_error_result = on_error_result
+        self._done: dict[int, TriggerResult] = {}  # the last results by sequence number (result_of)
         self.depth = depth
         self.recipes = dict(recipes or {1: "default"})
         self._recipe = recipe if recipe is not None else min(self.recipes)
@@ -163,6 +167,8 @@ class PlcHandshake:
                 self._set_error(answer.error, answer.message)
                 log.warning("trigger %d refused: %s", trig.sequence, answer.message)
             self._changed()
+        if answer.error == ErrorCode.BUSY:
+            self._record_error(self._done[answer.sequence])
         self._notify()
         return answer
 
@@ -184,7 +190,7 @@ class PlcHandshake:
                                         f"{in_progress.sequence} was in progress")
             self._slots.append(_Slot(trig, busy))
             self._tally.result(busy, timed=False)
-            self._last = busy
+            self._finished(busy)
             return TriggerAnswer(seq, ErrorCode.BUSY, busy.message)
         self._slots.append(_Slot(trig))
         self._next = trig
@@ -270,6 +276,25 @@ class PlcHandshake:
             return StationState.BUSY
         return StationState.READY
 
+    def _finished(self, result: TriggerResult) -> None:
+        self._last = result
+        self._done[result.sequence] = result
+        if len(self._done) > 1024:
+            del self._done[min(self._done)]
+
+    def _record_error(self, result: TriggerResult) -> None:
+        if self._on_error_result is None:
+            return
+        try:
+            self._on_error_result(result)
+        except Exception:  # recording must not stop the handshake; the PLC still gets its answer
+            log.exception("trigger %d: the error result could not be recorded", result.sequence)
+
+    def result_of(self, sequence: int) -> TriggerResult | None:
+        """The completed result of trigger ``sequence`` (one of the last 1024), None while it is pending."""
+        with self._cond:
+            return self._done.get(sequence)
+
     def _set_error(self, code: ErrorCode, message: str) -> None:
         self._last_error, self._last_error_message = code, message
 
@@ -293,12 +318,14 @@ class PlcHandshake:
                 trig, self._next = self._next, None
                 self._running = trig
             result = self._run(trig)
+            if result.error != ErrorCode.NONE:
+                self._record_error(result)
             with self._cond:
                 self._running = None
                 slot = next(s for s in self._slots if s.trigger is trig)
                 slot.result = result
                 self._tally.result(result, timed=True)
-                self._last = result
+                self._finished(result)
                 self._changed()
             self._notify()
 

@@ -88,13 +88,16 @@ class PlantStation:
     opcua: OpcUaStation | None = None
     lines: list[str] = field(default_factory=list)  # what to tell the operator once started
 
-    def start(self) -> None:
-        self.core.start()
+    def start(self, ready: bool = True) -> None:
+        """Start the servers; with ``ready`` the core too (else it stays preoperational until
+        ``core.start()``, e.g. until the line runner's camera gave its first frame)."""
+        if ready:
+            self.core.start()
         try:
             if self.modbus:
                 self.modbus.start()
                 self.lines.append(f"Modbus TCP on {self.modbus.host}:{self.modbus.port} (register map: "
-                                  "inspection/plant/README.md)")
+                                  "README.md, Modbus TCP: register map)")
             if self.opcua:
                 self.opcua.start()
                 self.lines.append(self._opcua_line())
@@ -116,11 +119,13 @@ class PlantStation:
         self.core.stop()
 
 
-def build_station(cfg: PlantSection, inspect: Callable[[Trigger], TriggerResult]) -> PlantStation:
+def build_station(cfg: PlantSection, inspect: Callable[[Trigger], TriggerResult],
+                  on_error_result: Callable[[TriggerResult], None] | None = None) -> PlantStation:
     """The station the config describes around ``inspect`` (OPC UA passwords read from the environment
-    where the config says so)."""
+    where the config says so); ``on_error_result`` is told of every error result."""
     names = {n: r.name for n, r in cfg.numbered().items()}
-    core = PlcHandshake(inspect, depth=cfg.buffer_depth, recipes=names, recipe=cfg.initial_recipe)
+    core = PlcHandshake(inspect, depth=cfg.buffer_depth, recipes=names, recipe=cfg.initial_recipe,
+                        on_error_result=on_error_result)
     station = PlantStation(core)
     if cfg.modbus.enabled:
         station.modbus = ModbusStation(core, cfg.modbus.host, cfg.modbus.port)
