@@ -53,7 +53,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app = FastAPI(title="Inspection results service", version="1.0", lifespan=_lifespan, description=DESCRIPTION)
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
-    app.state.images = ImageStore(settings.image_dir, settings.image_max_age_days, settings.image_max_bytes)
+    app.state.images = ImageStore(settings.image_dir, settings.image_max_age_days, settings.image_max_bytes,
+                                  settings.image_max_pixels)
     app.state.feed = LiveFeed()
     app.middleware("http")(limit_request_size)
     register_error_handlers(app)
