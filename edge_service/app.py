@@ -17,7 +17,7 @@ from edge_service import redaction
 from edge_service.database import make_engine, prepare
 from edge_service.errors import register_error_handlers
 from edge_service.image_store import ImageStore
-from edge_service.limits import limit_request_size
+from edge_service.limits import BodyLimit
 from edge_service.live import LiveFeed
 from edge_service.routers import admin, health, images, live, pages, results, reviews, stats
 from edge_service.settings import ServiceSettings
@@ -56,7 +56,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.images = ImageStore(settings.image_dir, settings.image_max_age_days, settings.image_max_bytes,
                                   settings.image_max_pixels)
     app.state.feed = LiveFeed()
-    app.middleware("http")(limit_request_size)
+    app.add_middleware(BodyLimit)
     register_error_handlers(app)
     for module in (health, results, reviews, images, stats, live, admin, pages):
         app.include_router(module.router)
