@@ -19,7 +19,7 @@ from edge_service.errors import register_error_handlers
 from edge_service.image_store import ImageStore
 from edge_service.limits import BodyLimit
 from edge_service.live import LiveFeed
-from edge_service.routers import admin, health, images, live, pages, results, reviews, stats
+from edge_service.routers import admin, docs, health, images, live, pages, results, reviews, stats
 from edge_service.settings import ServiceSettings
 
 __all__ = ["ServiceSettings", "create_app"]
@@ -50,7 +50,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
-    app = FastAPI(title="Inspection results service", version="1.0", lifespan=_lifespan, description=DESCRIPTION)
+    app = FastAPI(title="Inspection results service", version="1.0", lifespan=_lifespan, description=DESCRIPTION,
+                  docs_url=None, redoc_url=None)  # served offline by routers.docs
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.images = ImageStore(settings.image_dir, settings.image_max_age_days, settings.image_max_bytes,
@@ -58,7 +59,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.feed = LiveFeed()
     app.add_middleware(BodyLimit)
     register_error_handlers(app)
-    for module in (health, results, reviews, images, stats, live, admin, pages):
+    for module in (health, results, reviews, images, stats, live, admin, pages, docs):
         app.include_router(module.router)
     app.mount("/static", pages.static_files(), name="static")
+    app.mount(docs.ASSETS_URL, docs.asset_files(), name="docs-assets")
     return app
