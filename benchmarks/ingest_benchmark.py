@@ -2,16 +2,20 @@
 
     python benchmarks/ingest_benchmark.py                  # SQLite and PostgreSQL (127.0.0.1:5432/test)
     python benchmarks/ingest_benchmark.py --db sqlite --results 20000
+    python benchmarks/ingest_benchmark.py --stream-clients 0,200   # the same load with live-stream clients open
 
 Starts `inspection serve` as a separate process on a loopback port with a fresh database (a new schema on
 PostgreSQL), registers a station, creates an edge token, then runs the clients (threads with keep-alive
 httpx clients, payloads serialised in advance) and reports sustained results/s and per-request latency.
-Every run is repeated; the table gives the median run. All traffic stays on 127.0.0.1.
+Every run is repeated; the table gives the median run. All traffic stays on 127.0.0.1. With
+``--stream-clients``, that many Server-Sent-Events clients (raw sockets on one asyncio thread) are connected
+before the load starts; the table then says how many events each got and how many were dropped.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import sys
@@ -84,7 +88,64 @@ def run_load(port: int, token: str, payloads: list[bytes], clients: int) -> dict
             "first_error": errors[0] if errors else None}
 
 
-def bench(db: str, total: int, batch: int, clients: int, repeats: int) -> dict:
+class StreamClients:
+    """``n`` live-stream clients on one asyncio thread, counting the result events each receives."""
+
+    def __init__(self, port: int, token: str, n: int):
+        self.port, self.token, self.n = port, token, n
+        self.events = [0] * n
+        self.dropped = 0
+        self.connected = threading.Semaphore(0)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    async def _client(self, i: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        writer.write(f"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.token}"
+                     "\r\n\r\n".encode())
+        tail, pattern, announced = b"", b"event: result", False
+        while data := await reader.read(262144):
+            buf = tail + data
+            self.events[i] += buf.count(pattern)
+            self.dropped += buf.count(b"event: dropped")
+            tail = buf[-(len(pattern) - 1):]
+            if not announced and b": connected" in buf:
+                announced = True
+                self.connected.release()
+        writer.close()
+
+    def __enter__(self) -> StreamClients:
+        self.thread.start()
+        self.tasks = [asyncio.run_coroutine_threadsafe(self._client(i), self.loop) for i in range(self.n)]
+        for _ in range(self.n):
+            if not self.connected.acquire(timeout=60):
+                raise RuntimeError("stream clients did not connect")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for t in self.tasks:
+            t.cancel()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+def _load_with_streams(server: ServiceProcess, batch: int, clients: int, total: int, streams: int) -> dict:
+    warm = _payloads(batch * clients, batch)
+    run_load(server.port, server.edge, warm, clients)  # warm-up: connections, caches
+    payloads = _payloads(total, batch)
+    if not streams:
+        return run_load(server.port, server.edge, payloads, clients)
+    with StreamClients(server.port, server.reader, streams) as live:
+        result = run_load(server.port, server.edge, payloads, clients)
+        deadline = time.monotonic() + 30  # let the streams catch up with the last events
+        while min(live.events) < total and time.monotonic() < deadline and not live.dropped:
+            time.sleep(0.1)
+    result.update(stream_clients=streams, events_min=min(live.events), events_max=max(live.events),
+                  clients_with_every_event=sum(e >= total for e in live.events), stream_dropped=live.dropped)
+    return result
+
+
+def bench(db: str, total: int, batch: int, clients: int, repeats: int, streams: int = 0) -> dict:
     runs = []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
@@ -101,9 +162,7 @@ def bench(db: str, total: int, batch: int, clients: int, repeats: int) -> dict:
             server = ServiceProcess(Path(tmp), url)
             server.start()
             try:
-                warm = _payloads(batch * clients, batch)
-                run_load(server.port, server.edge, warm, clients)  # warm-up: connections, caches
-                result = run_load(server.port, server.edge, _payloads(total, batch), clients)
+                result = _load_with_streams(server, batch, clients, total, streams)
             finally:
                 server.stop()
                 if schema:
@@ -112,7 +171,7 @@ def bench(db: str, total: int, batch: int, clients: int, repeats: int) -> dict:
             print(db, result, file=sys.stderr)
             runs.append(result)
     median = sorted(runs, key=lambda r: r["results_per_s"])[len(runs) // 2]
-    return {"db": db, "clients": clients, "batch": batch, "median": median,
+    return {"db": db, "clients": clients, "batch": batch, "streams": streams, "median": median,
             "all_results_per_s": [r["results_per_s"] for r in runs],
             "spread": statistics.pstdev([r["results_per_s"] for r in runs])}
 
@@ -124,20 +183,25 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--stream-clients", default="0", help="comma-separated counts of live-stream clients")
     args = parser.parse_args()
     dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    rows = [bench(db, args.results, args.batch, args.clients, args.repeats) for db in dbs]
+    streams = [int(n) for n in args.stream_clients.split(",")]
+    rows = [bench(db, args.results, args.batch, args.clients, args.repeats, n) for db in dbs for n in streams]
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "ingest.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                                  "rows": rows}, indent=2) + "\n")
-    print("| database | clients × batch | results | results/s (median of runs) | all runs | p50 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| database | clients × batch | stream clients | results | results/s (median of runs) | all runs | p50 ms "
+          "| p99 ms | errors | events per stream client (min–max) | clients with every event | dropped |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         m = r["median"]
         runs = ", ".join(f"{v:.0f}" for v in r["all_results_per_s"])
-        print(f"| {r['db']} | {r['clients']} × {r['batch']} | {m['results']} | {m['results_per_s']:.0f} | {runs} | "
-              f"{m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['errors']} |")
+        live = (f"{m['events_min']}–{m['events_max']} | {m['clients_with_every_event']} | {m['stream_dropped']}"
+                if r["streams"] else "– | – | –")
+        print(f"| {r['db']} | {r['clients']} × {r['batch']} | {r['streams']} | {m['results']} | "
+              f"{m['results_per_s']:.0f} | {runs} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['errors']} | {live} |")
 
 
 if __name__ == "__main__":

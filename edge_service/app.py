@@ -17,10 +17,11 @@ from edge_service import redaction
 from edge_service.database import make_engine, prepare
 from edge_service.errors import register_error_handlers
 from edge_service.image_store import ImageStore
-from edge_service.limits import limit_request_size
+from edge_service.limits import BodyLimit
 from edge_service.live import LiveFeed
 from edge_service.routers import (
     admin,
+    docs,
     health,
     images,
     live,
@@ -63,16 +64,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
-    app = FastAPI(title="Inspection results service", version="1.0", lifespan=_lifespan, description=DESCRIPTION)
+    app = FastAPI(title="Inspection results service", version="1.0", lifespan=_lifespan, description=DESCRIPTION,
+                  docs_url=None, redoc_url=None)  # served offline by routers.docs
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
-    app.state.images = ImageStore(settings.image_dir, settings.image_max_age_days, settings.image_max_bytes)
+    app.state.images = ImageStore(settings.image_dir, settings.image_max_age_days, settings.image_max_bytes,
+                                  settings.image_max_pixels)
     app.state.feed = LiveFeed()
-    app.middleware("http")(limit_request_size)
+    app.add_middleware(BodyLimit)
     register_error_handlers(app)
-    for module in (health, results, reviews, images, stats, live, admin, pages):
+    for module in (health, results, reviews, images, stats, live, admin, pages, docs):
         app.include_router(module.router)
     for qa_module in (qa, qa_trends, qa_thresholds, qa_pages):  # the QA workstation
         app.include_router(qa_module.router)
     app.mount("/static", pages.static_files(), name="static")
+    app.mount(docs.ASSETS_URL, docs.asset_files(), name="docs-assets")
     return app

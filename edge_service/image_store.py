@@ -1,20 +1,25 @@
 """Images on the local filesystem under names the service derives itself (never a client-supplied path),
 and retention by age and total bytes, oldest first.
 
+An upload is checked from its header first (Pillow's lazy open reads size and mode without decoding): more
+pixels than the limit (default 40 MP) is a 413 before any decoding; only then is it decoded in full, in the
+calling thread (the routes call :meth:`ImageStore.save` off the event loop).
+
 Retention never deletes an image of a FAIL result that is still unreviewed, unless the byte limit cannot be
 met otherwise; such forced deletions are counted (metric ``inspection_images_forced_deletions_total``).
 """
 
 from __future__ import annotations
 
+import io
 import uuid
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
-import cv2
-import numpy as np
+from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin
 from sqlalchemy import Engine, and_, delete, select
 
 from edge_service.database import images, results, utcnow
@@ -24,6 +29,11 @@ from inspection.retention import Kept, Reason, expired
 IMAGE_KINDS = ("original", "overlay", "heatmap")
 CONTENT_TYPES = {"image/png": ".png", "image/jpeg": ".jpg"}
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG"}
+# The format's own reader (not Image.open, whose bomb check would answer first, in its words and limit).
+_READERS: dict[str, type[ImageFile.ImageFile]] = {"image/png": PngImagePlugin.PngImageFile,
+                                                  "image/jpeg": JpegImagePlugin.JpegImageFile}
 
 
 class ImageRejected(ValueError):
@@ -44,17 +54,35 @@ class UndecodableImage(ImageRejected):
     status = 422
 
 
-def check_image(data: bytes, content_type: str) -> str:
-    """Validate an upload; returns the file suffix. Decodes it, so a renamed non-image is refused."""
+def decode_fully(image: Image.Image) -> None:
+    """Decode every pixel (so a truncated or corrupt body is found); the pixels are then dropped."""
+    image.load()
+
+
+def check_image(data: bytes, content_type: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+    """Validate an upload; returns the file suffix. The header is checked (type, pixel count) before the image
+    is decoded, so a renamed non-image or a decompression bomb is refused without decoding it."""
     if content_type not in CONTENT_TYPES:
         raise UnsupportedImageType(f"content type {content_type!r} not accepted; send image/png or image/jpeg")
     if not data:
         raise UndecodableImage("image body is empty")
     if len(data) > MAX_IMAGE_BYTES:
         raise ImageTooLarge(f"image is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES}")
-    magic_ok = data.startswith(b"\x89PNG\r\n\x1a\n") if content_type == "image/png" else data.startswith(b"\xff\xd8")
-    if not magic_ok or cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is None:
-        raise UndecodableImage(f"body is not a decodable {content_type.split('/')[1].upper()} image")
+    expected = _FORMATS[content_type]
+    try:
+        image = _READERS[content_type](io.BytesIO(data))
+    except (OSError, SyntaxError, ValueError):
+        raise UndecodableImage(f"body is not a decodable {expected} image") from None
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageTooLarge(f"image declares {width}x{height} = {width * height} pixels; the limit is "
+                                f"{max_pixels} pixels")
+        try:
+            decode_fully(image)
+        except (OSError, SyntaxError, ValueError, zlib.error, Image.DecompressionBombError):
+            raise UndecodableImage(f"body is not a decodable {expected} image ({width}x{height} declared, "
+                                   "pixel data broken)") from None
     return CONTENT_TYPES[content_type]
 
 
@@ -74,6 +102,7 @@ class ImageStore:
     root: Path
     max_age_days: float | None = None
     max_total_bytes: int | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -82,8 +111,12 @@ class ImageStore:
     def path_for(self, file_name: str) -> Path:
         return self.root / file_name[:2] / file_name
 
+    def check(self, data: bytes, content_type: str) -> str:
+        """:func:`check_image` with this store's pixel limit; returns the file suffix."""
+        return check_image(data, content_type, self.max_pixels)
+
     def save(self, engine: Engine, inspection_id: uuid.UUID, kind: str, data: bytes, content_type: str) -> None:
-        suffix = check_image(data, content_type)
+        suffix = self.check(data, content_type)
         file_name = f"{inspection_id.hex}-{kind}{suffix}"
         path = self.path_for(file_name)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,21 +1,72 @@
-"""Live results for Server-Sent Events: ingest publishes, each stream connection has its own queue."""
+"""Live results for Server-Sent Events: ingest publishes, each stream connection has its own bounded queue.
+
+Each event is serialised once, into its finished SSE frame, in the ingest thread; the event loop only appends
+that frame to the queue of every subscriber that wants its station. A subscriber that falls
+:data:`MAX_PENDING` events behind (it does not read, or its socket is backed up) is dropped: its stream ends
+with an ``event: dropped`` naming the reason, counted in ``inspection_stream_clients_dropped_total``. Every
+client that keeps up gets every event; nothing a slow client does makes ingest wait.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 
+from prometheus_client import Counter
+
 from edge_service.api_models import LiveEvent
+from edge_service.observability import REGISTRY
 from inspection.schema import under_prefix
+
+MAX_PENDING = 1000  # events a client may be behind before it is dropped
+DROPPED = Counter("inspection_stream_clients_dropped_total", "Live-stream clients dropped, by reason",
+                  ["reason"], registry=REGISTRY)
+QUEUE_FULL = "queue_full"
+
+
+def sse_frame(event: LiveEvent) -> bytes:
+    """One result as a finished Server-Sent Events frame."""
+    return b"event: result\ndata: " + event.model_dump_json().encode() + b"\n\n"
 
 
 @dataclass(eq=False)  # hashed by identity: each connection is its own subscriber
 class Subscriber:
     prefix: str | None
-    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
+    max_pending: int = MAX_PENDING
+    pending: deque[bytes] = field(default_factory=deque)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    dropped: str | None = None  # the reason, once dropped
 
     def wants(self, station_path: str) -> bool:
         return under_prefix(station_path, self.prefix)
+
+    def offer(self, frame: bytes) -> bool:
+        """Queue a frame (on the event loop); False when the client is too far behind and is now dropped."""
+        if self.dropped is not None:
+            return False
+        if len(self.pending) >= self.max_pending:
+            self.dropped = QUEUE_FULL
+            self.pending.clear()
+            DROPPED.labels(reason=QUEUE_FULL).inc()
+            self.ready.set()
+            return False
+        self.pending.append(frame)
+        self.ready.set()
+        return True
+
+    async def take(self, timeout: float) -> bytes:
+        """Every frame queued so far as one chunk, waiting up to ``timeout`` s for one; b"" when none came."""
+        if not self.pending and self.dropped is None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.ready.wait()
+            except TimeoutError:
+                return b""
+        self.ready.clear()
+        chunk = b"".join(self.pending)
+        self.pending.clear()
+        return chunk
 
 
 class LiveFeed:
@@ -26,25 +77,24 @@ class LiveFeed:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
 
-    def subscribe(self, prefix: str | None) -> Subscriber:
-        sub = Subscriber(prefix.strip("/") if prefix else None)
+    def subscribe(self, prefix: str | None, max_pending: int = MAX_PENDING) -> Subscriber:
+        sub = Subscriber(prefix.strip("/") if prefix else None, max_pending)
         self.subscribers.add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
 
-    def _deliver(self, events: list[tuple[str, str]]) -> None:
+    def _deliver(self, frames: list[tuple[str, bytes]]) -> None:
         for sub in list(self.subscribers):
-            for station_path, payload in events:
-                if sub.wants(station_path):
-                    if sub.queue.full():  # a slow client loses its oldest events, never blocks ingest
-                        sub.queue.get_nowait()
-                    sub.queue.put_nowait(payload)
+            for station_path, frame in frames:
+                if sub.wants(station_path) and not sub.offer(frame):
+                    self.subscribers.discard(sub)
+                    break
 
     def publish(self, events: list[LiveEvent]) -> None:
-        """Thread-safe: called from the ingest worker threads."""
+        """Thread-safe: called from the ingest worker threads; serialises each event once."""
         if self.loop is None or not self.subscribers or not events:
             return
-        payloads = [(e.station_path, e.model_dump_json()) for e in events]
-        self.loop.call_soon_threadsafe(self._deliver, payloads)
+        frames = [(e.station_path, sse_frame(e)) for e in events]
+        self.loop.call_soon_threadsafe(self._deliver, frames)

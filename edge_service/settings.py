@@ -18,4 +18,5 @@ class ServiceSettings:
     image_max_age_days: float | None = 30.0
     image_max_bytes: int | None = 10 * 1024**3
     retention_interval_s: float = 300.0
+    image_max_pixels: int = 40_000_000  # an upload declaring more pixels is refused (413) before decoding
     max_future_skew_s: float = 3600.0  # how far a result's times may lie ahead of the service's clock

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -21,20 +20,19 @@ KEEPALIVE_S = 15.0
 
 
 async def _events(request: Request, feed: LiveFeed, sub: Subscriber, max_seconds: float | None
-                  ) -> AsyncIterator[str]:
+                  ) -> AsyncIterator[bytes]:
     deadline = time.monotonic() + max_seconds if max_seconds else None
     try:
-        yield ": connected\n\n"
+        yield b": connected\n\n"
         while not await request.is_disconnected():
+            wait = min(KEEPALIVE_S, max(0.05, deadline - time.monotonic())) if deadline else KEEPALIVE_S
+            frames = await sub.take(wait)
+            if sub.dropped is not None:
+                yield f"event: dropped\ndata: {sub.dropped}\n\n".encode()
+                break
+            yield frames or b": keepalive\n\n"
             if deadline and time.monotonic() > deadline:
                 break
-            wait = min(KEEPALIVE_S, max(0.05, deadline - time.monotonic())) if deadline else KEEPALIVE_S
-            try:
-                payload = await asyncio.wait_for(sub.queue.get(), timeout=wait)
-            except TimeoutError:
-                yield ": keepalive\n\n"
-                continue
-            yield f"event: result\ndata: {payload}\n\n"
     finally:
         feed.unsubscribe(sub)
         STREAM_CLIENTS.dec()
@@ -43,7 +41,9 @@ async def _events(request: Request, feed: LiveFeed, sub: Subscriber, max_seconds
 @router.get("/stream", response_class=StreamingResponse,
             responses={**documented(400, 401, 403, 422),
                        200: {"content": {"text/event-stream": {}},
-                             "description": "`event: result` with a LiveEvent as `data`, and keep-alives"}})
+                             "description": "`event: result` with a LiveEvent as `data`, and keep-alives; "
+                                            "`event: dropped` (data: the reason) ends the stream of a client "
+                                            "too far behind"}})
 async def stream(request: Request, _who: Reader, feed: Feed,
                  station: Line330 | None = None,
                  max_seconds: Annotated[float | None, Query(gt=0, le=86400)] = None) -> StreamingResponse:

@@ -69,16 +69,31 @@ def run(
 
     from inspection.line.config import load_config
     from inspection.line.runner import LineRunner
+    from inspection.line.station_lock import StationLock
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = {"service.url": service_url, "mqtt.host": mqtt_host, "source.rate": rate,
                  "status.port": status_port, "outbox": str(outbox) if outbox else None}
+    lock: StationLock | None = None
     try:
         cfg = load_config(config, overrides)
+        lock = StationLock(cfg.station.path)
+        lock.acquire()  # one runner per station on this box: a second one stops here (exit 2)
         runner = LineRunner(cfg, flush_timeout=flush_timeout)
     except (InspectionError, FileNotFoundError) as exc:
+        if lock is not None:
+            lock.release()
         raise fail(str(exc)) from None
+    try:
+        _serve(runner, duration)
+    finally:
+        lock.release()
+
+
+def _serve(runner: LineRunner, duration: float | None) -> None:
+    """Run a started station until stopped, then flush; exit 3 when it stopped on an error."""
+    cfg = runner.cfg
     if cfg.service.url and not cfg.service.secret():
         typer.secho(f"warning: no service token (service.token, or ${cfg.service.token_env}); the service will "
                     "refuse results unless it runs --insecure-local", fg=typer.colors.YELLOW, err=True)

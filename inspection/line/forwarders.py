@@ -11,6 +11,7 @@ are never logged.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from pathlib import Path
@@ -201,7 +202,8 @@ class MqttForwarder(Forwarder):
         base = topic_base(prefix, station)
         self.result_topic, self.last_topic, self.status_topic = (f"{base}/inspection/result",
                                                                   f"{base}/inspection/last", f"{base}/status")
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"inspection-{station.path}",
+        client_id = f"inspection-{socket.gethostname()}-{station.path}"  # per box: two boxes never collide
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv311, clean_session=True)
         if username:
             self.client.username_pw_set(username, password)

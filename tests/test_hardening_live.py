@@ -1,0 +1,117 @@
+"""Live feed under load (issue 9 item 9): bounded per-client queues, each event serialised once, a client too
+far behind dropped with a counted reason, and every client that keeps up gets every event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from service_support import STATION, RunningServer, make_result
+
+from edge_service import auth, store
+from edge_service.api_models import LiveEvent
+from edge_service.app import ServiceSettings, create_app
+from edge_service.live import DROPPED, QUEUE_FULL, LiveFeed
+from inspection.schema import StationContext
+
+
+def _event(station: str = STATION) -> LiveEvent:
+    r = make_result(station=station)
+    r["inspected_at"] = datetime.now(UTC)
+    return LiveEvent.model_construct(**{**r, "inspection_id": uuid.UUID(r["inspection_id"])}, station_path=station)
+
+
+def _dropped_count() -> float:
+    return DROPPED.labels(reason=QUEUE_FULL)._value.get()
+
+
+def test_slow_subscriber_is_dropped_with_a_reason_and_others_get_everything():
+    async def scenario():
+        feed = LiveFeed()
+        feed.bind(asyncio.get_running_loop())
+        slow = feed.subscribe(None, max_pending=3)
+        keeping_up = feed.subscribe(None, max_pending=3)
+        other_station = feed.subscribe("plant9", max_pending=3)
+        got = []
+        before = _dropped_count()
+        for _ in range(5):
+            feed.publish([_event()])
+            await asyncio.sleep(0)  # the loop delivers
+            got.append(await keeping_up.take(1.0))
+        assert slow.dropped == QUEUE_FULL and slow not in feed.subscribers
+        assert _dropped_count() == before + 1
+        assert all(chunk.startswith(b"event: result\ndata: ") for chunk in got) and len(got) == 5
+        assert keeping_up.dropped is None and other_station.dropped is None and not other_station.pending
+        assert await slow.take(0.01) == b""  # a dropped client's stream has nothing more
+
+    asyncio.run(scenario())
+
+
+def test_each_event_is_serialised_once_whatever_the_number_of_clients(monkeypatch):
+    calls = []
+    original = LiveEvent.model_dump_json
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LiveEvent, "model_dump_json", counting)
+
+    async def scenario():
+        feed = LiveFeed()
+        feed.bind(asyncio.get_running_loop())
+        subs = [feed.subscribe(None) for _ in range(50)]
+        feed.publish([_event() for _ in range(4)])
+        await asyncio.sleep(0)
+        assert all(len(s.pending) == 4 for s in subs)
+
+    asyncio.run(scenario())
+    assert len(calls) == 4
+
+
+@pytest.fixture
+def server(tmp_path):
+    app = create_app(ServiceSettings(database_url=f"sqlite:///{tmp_path / 'r.db'}", image_dir=tmp_path / "img"))
+    with RunningServer(app) as srv:
+        store.add_station(app.state.engine, StationContext.from_path(STATION))
+        srv.tokens = {r: auth.create_token(app.state.engine, r, r).token for r in ("edge", "operator")}
+        yield srv
+
+
+def test_every_client_that_keeps_up_gets_every_event(server):
+    clients, batches, per_batch = 20, 10, 50
+    seen = [set() for _ in range(clients)]
+    connected = threading.Barrier(clients + 1, timeout=30)
+    done = threading.Event()
+
+    def read(mine: set):
+        with httpx.stream("GET", f"{server.url}/api/v1/stream", params={"max_seconds": 60},
+                          headers={"Authorization": f"Bearer {server.tokens['operator']}"}, timeout=70) as res:
+            for line in res.iter_lines():
+                if line == ": connected":
+                    connected.wait()
+                elif line.startswith("data: "):
+                    mine.add(json.loads(line[6:])["inspection_id"])
+                    if len(mine) == batches * per_batch or done.is_set():
+                        return
+
+    readers = [threading.Thread(target=read, args=(s,), daemon=True) for s in seen]
+    for t in readers:
+        t.start()
+    connected.wait()
+    sent = set()
+    for _ in range(batches):
+        batch = [make_result() for _ in range(per_batch)]
+        res = httpx.post(f"{server.url}/api/v1/results", json={"results": batch},
+                         headers={"Authorization": f"Bearer {server.tokens['edge']}"}, timeout=30)
+        assert res.status_code == 200, res.text
+        sent |= {r["inspection_id"] for r in batch}
+    for t in readers:
+        t.join(timeout=60)
+    done.set()
+    assert [len(s & sent) for s in seen] == [len(sent)] * clients
