@@ -113,6 +113,10 @@ class IngestResult(InspectionResult):
     image_height: Side
     regions: list[IngestRegion] = Field(max_length=MAX_REGIONS)  # type: ignore[assignment]
     timings: IngestTimings
+    input_conversion: Line128 | None = None
+    recipe: Line64 | None = None
+    captured_at: AcceptedTime | None = None
+    inspected_at: AcceptedTime = Field(default_factory=lambda: datetime.now(UTC))
 
     @model_validator(mode="after")
     def _consistent(self) -> IngestResult:
@@ -125,8 +129,6 @@ class IngestResult(InspectionResult):
                 raise ValueError(f"regions.{i} ({r.x}, {r.y}, {r.width} x {r.height}) lies outside the "
                                  f"{self.image_width} x {self.image_height} image")
         return self
-    captured_at: AcceptedTime | None = None
-    inspected_at: AcceptedTime = Field(default_factory=lambda: datetime.now(UTC))
 
 
 def too_far_ahead(batch: list[IngestResult], now: datetime, max_skew_s: float) -> list[str]:

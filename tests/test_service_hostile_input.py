@@ -95,6 +95,9 @@ def _set(record: dict, path: str, value) -> dict:
     ("model.sha256", "0" * 65, "at most 64"),
     ("station.line", "line\x00", "station.line"),
     ("station.cell", "\ud800", "station.cell"),
+    ("recipe", "r\x00", "control characters"),
+    ("recipe", "r" * 65, "at most 64"),
+    ("input_conversion", "gray\x07", "control characters"),
 ])
 def test_bad_strings_in_a_result_are_refused(service, path, value, words):
     bad = _set(make_result(), path, value)
