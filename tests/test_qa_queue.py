@@ -3,6 +3,9 @@ and the page in real headless Chromium (keyboard review seen in history, today's
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
 import httpx
 import qa_support
 from qa_support import Page, at, seed_today_and_yesterday
@@ -183,3 +186,25 @@ def test_defect_classes_are_edited_in_the_page(qa_server, chromium, tmp_path):
     got = httpx.get(f"{qa_server.url}/api/v1/qa/defect-classes", params={"station": STATION},
                     headers=qa_server.h("operator")).json()
     assert got["names"] == ["burr", "porosity"]
+
+
+def test_this_shift_starts_at_the_last_shift_change(qa_server, chromium, tmp_path):
+    """Shifts start at 06:00, 14:00 and 22:00 browser time: at 03:10 this shift began yesterday at 22:00."""
+    page = chromium.new_page(timezone_id="UTC")
+    page.clock.install(time=datetime(2026, 12, 1, 3, 10, tzinfo=UTC))
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(qa_server.url + "/qa")
+    page.fill("#token", qa_server.tokens["qa"])
+    page.click("#token-form button")
+    page.wait_for_function("document.getElementById('me').textContent.length > 0")
+    page.select_option("#f-time", "shift")
+    page.click("#apply")
+    page.wait_for_function("document.getElementById('empty').hidden === false")
+    page.select_option("#f-time", "today")
+    page.click("#apply")
+    page.wait_for_function("document.getElementById('empty').hidden === false")
+    since = [parse_qs(urlsplit(u).query).get("since", [""])[0] for u in requested if "/api/v1/qa/queue" in u]
+    assert since[-2:] == ["2026-11-30T22:00:00.000Z", "2026-12-01T00:00:00.000Z"], since
+    page.screenshot(path=str(tmp_path / "this-shift.png"))
+    assert all(u.startswith(qa_server.url) for u in requested), requested
