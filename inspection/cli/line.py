@@ -182,6 +182,7 @@ def demo(
         runner = LineRunner(_demo_config(station, workdir, port, part, rate, defect_rate, mqtt_up))
         runner.start()
         typer.secho(f"\n  operator page:  http://127.0.0.1:{port}/#station={station.path}\n"
+                    f"  QA workstation: http://127.0.0.1:{port}/qa\n"
                     f"  API docs:       http://127.0.0.1:{port}/docs\n"
                     f"  MQTT:           {'demo/' + station.path + '/inspection/result' if mqtt_up else 'no broker'}"
                     f"\n  simulated {part} line at {rate:g} parts/s; Ctrl-C stops\n", fg=typer.colors.GREEN)
