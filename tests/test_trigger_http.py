@@ -106,3 +106,17 @@ def test_trigger_while_busy_is_an_error_result_committed_to_the_outbox(tmp_path)
     finally:
         ob.close()
     assert [e.inspection_id for e in rejected] == [next(r for r in records if r.get("kind"))["inspection_id"]]
+
+
+def test_a_station_in_error_refuses_triggers_and_says_so(tmp_path):
+    cfg = trigger_config(tmp_path)
+    with TriggeredRunner(cfg) as runner, httpx.Client(timeout=20) as client:
+        ok = client.post(f"{_url(cfg)}/trigger", json={"part_id": "before"})
+        runner.fail("stage publish: outbox cannot be written (test)")
+        refused = client.post(f"{_url(cfg)}/trigger", json={"part_id": "after"})
+        status = client.get(f"{_url(cfg)}/status").json()
+    assert ok.status_code == 200 and ok.json()["error"] == "NONE"
+    assert refused.status_code == 503 and refused.json()["error"] == "NOT_READY"
+    assert "outbox cannot be written" in refused.json()["message"]
+    assert status["state"] == "error" and status["trigger"]["state"] == "Error"
+    assert [r["part_id"] for r in outbox_records(cfg.outbox)] == ["before"], "what was committed is kept"

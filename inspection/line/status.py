@@ -93,8 +93,6 @@ class StatusServer:
         status, trigger = self.status, self.trigger
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(min(length, 65536)) if length else b""

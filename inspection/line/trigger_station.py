@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from inspection.errors import InspectionError
 from inspection.line.config import ConfigError, StationConfig
 from inspection.line.local_images import LocalImages
 from inspection.line.stages import LineContext, PublishHooks, PublishSettings, Stage
@@ -32,8 +33,8 @@ def recipe_models(cfg: StationConfig, station_model: InspectionModel) -> dict[in
             path = demo_model_path(recipe.part_type)
         try:
             models[number] = InspectionModel.load(path, threads=cfg.model.threads) if path else station_model
-        except FileNotFoundError:
-            raise ConfigError(f"plant.recipes.{number}.model: no such file {path}") from None
+        except InspectionError as exc:  # no such file, not a model of this tool
+            raise ConfigError(f"plant.recipes.{number}.model: {exc}") from None
     return models
 
 
