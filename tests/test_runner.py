@@ -86,24 +86,28 @@ def test_watch_folder_inspects_once_and_moves_files_and_skips_corrupt_frames(tmp
         good = cv2.imread(str(samples / "flange" / "test" / "good" / "002.png"))
         (watch / "truncated.jpg").write_bytes(cv2.imencode(".jpg", good)[1].tobytes()[:3000])
         (watch / "empty.png").write_bytes(b"")
-        cv2.imwrite(str(watch / "gray.png"), np.zeros((64, 64), np.uint8))  # wrong shape
+        cv2.imwrite(str(watch / "gray.png"), np.zeros((64, 64), np.uint8))  # mono: converted, inspected
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and len(list((watch / "done").glob("*"))) + len(
                 list((watch / "failed").glob("*"))) < 6:
             time.sleep(0.1)
     finally:
         runner.stop()
-    assert sorted(p.name for p in (watch / "done").iterdir()) == ["part-000.png", "part-001.png", "part-crack.png"]
-    assert sorted(p.name for p in (watch / "failed").iterdir()) == ["empty.png", "gray.png", "truncated.jpg"]
+    assert sorted(p.name for p in (watch / "done").iterdir()) == ["gray.png", "part-000.png", "part-001.png",
+                                                                 "part-crack.png"]
+    assert sorted(p.name for p in (watch / "failed").iterdir()) == ["empty.png", "truncated.jpg"]
     assert not list(watch.glob("*.png")) and not list(watch.glob("*.jpg"))
     st = runner.status()
-    assert st["source"]["corrupt"] == 3 and st["results"] == {"PASS": 2, "FAIL": 1}
+    assert st["source"]["corrupt"] == 2 and sum(st["results"].values()) == 4 and st["results"]["FAIL"] >= 1
     box = Outbox(cfg.outbox)
     waiting = box.pending("http", 100)
-    assert box.stats()["http"].depth == 3 and box.stats()["mqtt"].depth == 0  # switched off: not queued
+    assert box.stats()["http"].depth == 4 and box.stats()["mqtt"].depth == 0  # switched off: not queued
     box.close()
-    verdicts = sorted(json.loads(e.record)["verdict"] for e in waiting)
-    assert verdicts == ["FAIL", "PASS", "PASS"]  # the three committed results, each once
+    records = {json.loads(e.record)["source"]: json.loads(e.record) for e in waiting}
+    assert sorted(records) == ["gray.png", "part-000.png", "part-001.png", "part-crack.png"]  # each once
+    assert [records[n]["verdict"] for n in ("part-000.png", "part-001.png", "part-crack.png")] == [
+        "PASS", "PASS", "FAIL"]
+    assert records["gray.png"]["input_conversion"] and not records["part-000.png"]["input_conversion"]
     # the FAIL's images were kept locally
     assert len(list((tmp_path / "images").rglob("*-overlay.jpg"))) >= 1
 

@@ -7,7 +7,6 @@ an environment variable) instead of in the file; they are held as SecretStr and 
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +16,7 @@ from inspection.errors import InspectionError
 from inspection.model.shipped import DEFAULT_PART
 from inspection.plant.config import PlantSection
 from inspection.schema import StationContext
+from inspection.toml_files import apply_overrides, read_toml
 
 
 class ConfigError(InspectionError):
@@ -165,18 +165,5 @@ def parse_config(data: dict, source: str) -> StationConfig:
 def load_config(path: str | Path, overrides: dict | None = None) -> StationConfig:
     """Read a TOML file; ``overrides`` (dotted keys, from flags and environment) win over the file."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = data
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
+    data = apply_overrides(read_toml(path, ConfigError), overrides)
     return parse_config(data, str(path))

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from inspection.errors import ImageError
-from inspection.imaging import as_rgb8, decode_image
 from inspection.line import metrics as m
 from inspection.line.backoff import Backoff
 from inspection.line.local_images import LocalImages
@@ -36,7 +35,7 @@ from inspection.model.runtime import InspectionModel
 from inspection.results.inspection import Inspection
 from inspection.results.overlay import render_overlay
 from inspection.schema import StageTimings, StationContext
-from inspection.sources.frame import Frame, FrameSource, SourceFinished
+from inspection.sources.frame import Frame, FrameSource, SourceFinished, frame_rgb
 from inspection.sources.watchdog import SourceWatchdog
 
 log = logging.getLogger("inspection.line.stages")
@@ -206,13 +205,10 @@ class InferenceStage(Stage):
     def _inspect(self, frame: Frame) -> Inspected:
         started = time.monotonic()
         try:
-            if frame.data is not None:
-                image = decode_image(frame.data, frame.name)
-            elif frame.image is not None:
-                image = as_rgb8(frame.image, frame.name)
-            else:
-                raise ImageError(f"{frame.name}: the source gave neither an image nor encoded data")
+            converted = frame_rgb(frame)
+            image = converted.image
             result = self.model.inspect(image, name=frame.name)
+            result.input_conversion = converted.conversion  # the model saw RGB: say what the frame was
         except ImageError as exc:
             self.ctx.counters.corrupt += 1
             m.CORRUPT.inc()

@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from inspection.errors import ImageError
-from inspection.imaging import as_rgb8, decode_image
 from inspection.line import metrics as m
 from inspection.line.stages import CaptureStage, Inspected, LineContext
 from inspection.model.runtime import InspectionModel
 from inspection.plant.records import CameraError, Trigger, TriggerResult
-from inspection.sources.frame import Frame, SourceFinished
+from inspection.sources.frame import Frame, SourceFinished, frame_rgb
 from inspection.sources.watchdog import SourceWatchdog
 
 log = logging.getLogger("inspection.line.triggered")
@@ -170,13 +169,10 @@ class TriggeredInspector:
         model = self.models[trig.recipe]
         started = time.monotonic()
         try:
-            if frame.data is not None:
-                image = decode_image(frame.data, frame.name)
-            elif frame.image is not None:
-                image = as_rgb8(frame.image, frame.name)
-            else:
-                raise ImageError(f"{frame.name}: the source gave neither an image nor encoded data")
+            converted = frame_rgb(frame)
+            image = converted.image
             inspection = model.inspect(image, name=trig.part_id or frame.name)
+            inspection.input_conversion = converted.conversion  # the model saw RGB: say what the frame was
         except ImageError as exc:
             self.ctx.counters.corrupt += 1
             m.CORRUPT.inc()

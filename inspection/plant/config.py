@@ -26,7 +26,6 @@ Example::
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from inspection.errors import InspectionError
 from inspection.plant.handshake import DEFAULT_DEPTH
+from inspection.toml_files import apply_overrides, read_toml
 
 
 class PlantConfigError(InspectionError):
@@ -141,22 +141,9 @@ def load_plant(path: Path | None, overrides: dict[str, object] | None = None) ->
     defaults when ``path`` is None; ``overrides`` (dotted keys under plant, from flags) win over the file."""
     plant: object = {}
     if path is not None:
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise PlantConfigError(f"{path}: no such config file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise PlantConfigError(f"{path}: not valid TOML ({exc})") from None
-        plant = data.get("plant", {})
+        plant = read_toml(path, PlantConfigError).get("plant", {})
         if not isinstance(plant, dict):
             raise PlantConfigError(f"{path}: plant: must be a table ([plant])")
     assert isinstance(plant, dict)
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = plant
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+    apply_overrides(plant, overrides)
     return parse_plant(plant, str(path) if path else "plant settings")

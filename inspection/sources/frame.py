@@ -16,6 +16,9 @@ from typing import Protocol
 
 import numpy as np
 
+from inspection.errors import ImageError
+from inspection.imaging import Converted, decode_image_converted, to_rgb8
+
 
 class SourceError(Exception):
     """The source failed (could not open, lost); the watchdog reopens it with backoff."""
@@ -50,6 +53,16 @@ class FrameSource(Protocol):
 
     def finished(self, frame: Frame, ok: bool) -> None:
         """Called once the frame's result is committed (ok) or the frame failed (the watch folder moves it)."""
+
+
+def frame_rgb(frame: Frame) -> Converted:
+    """The frame as an RGB uint8 image with the conversion made (mono, 16-bit, alpha), decoded from its bytes
+    or converted from its array; ImageError when it cannot be."""
+    if frame.data is not None:
+        return decode_image_converted(frame.data, frame.name)
+    if frame.image is not None:
+        return to_rgb8(frame.image, frame.name)
+    raise ImageError(f"{frame.name}: the source gave neither an image nor encoded data")
 
 
 def now() -> datetime:
