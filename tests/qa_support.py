@@ -3,23 +3,19 @@ records every request, and a results/images seeder."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from service_support import OTHER, STATION, RunningServer, in_ci, make_result, png_bytes
+from service_support import OTHER, STATION, RunningServer, chromium_browser, make_result, png_bytes
 
 from edge_service import auth, store
 from edge_service.app import ServiceSettings, create_app
 from inspection.schema import StationContext
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 @dataclass
@@ -65,17 +61,8 @@ def qa_server(tmp_path):
 
 @pytest.fixture
 def chromium():
-    if shutil.which(CHROMIUM) is None:
-        message = f"Debian chromium not installed at {CHROMIUM} (apt-get install chromium; make test does it)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    with chromium_browser() as browser:
+        yield browser
 
 
 class Page:

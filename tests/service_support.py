@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import threading
 import time
@@ -175,3 +176,27 @@ class RunningServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.listener.close()
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's chromium, driven by Playwright (no browser downloads)
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@contextlib.contextmanager
+def chromium_browser():
+    """Debian's headless chromium under Playwright; skips (fails under CI) where it is not installed."""
+    if shutil.which(CHROMIUM) is None:
+        message = f"Debian chromium not installed at {CHROMIUM} (apt-get install chromium; make test does it)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+

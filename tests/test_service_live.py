@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import threading
 import time
 
 import httpx
 import pytest
-from service_support import OTHER, STATION, RunningServer, in_ci, make_result
+from service_support import OTHER, STATION, RunningServer, chromium_browser, make_result
 
 from edge_service import auth, store
 from edge_service.app import ServiceSettings, create_app
 from inspection.schema import StationContext
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -63,19 +60,8 @@ def test_stream_delivers_new_results_for_the_station_prefix(server):
 
 @pytest.fixture
 def browser():
-    if shutil.which(CHROMIUM) is None:
-        message = f"Debian chromium not installed at {CHROMIUM} (apt-get install chromium; make test does it)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
+    with chromium_browser() as b:
         yield b
-        b.close()
 
 
 def test_operator_page_shows_posted_results_live_and_goes_stale(server, browser):
