@@ -4,6 +4,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from gige_support import fake_camera  # noqa: F401 (the GigE tests' fixture: Aravis' simulated camera)
 
 from inspection.model.training import TrainConfig, train
 

@@ -4,23 +4,11 @@ PLC trigger fires one software trigger, so the camera grabs one frame per part i
 from __future__ import annotations
 
 import httpx
-import pytest
-from test_source_gige import CAMERA_ID, FakeCamera, _aravis_missing, _skip_or_fail
+from gige_support import CAMERA_ID
 from test_trigger_http import _url, _wait_ready
 from trigger_support import TriggeredRunner, outbox_records, trigger_config
 
 from inspection.model.shipped import default_model_path
-
-
-@pytest.fixture
-def fake_camera():
-    reason = _aravis_missing()
-    if reason:
-        _skip_or_fail(reason)
-    cam = FakeCamera()
-    cam.start()
-    yield cam
-    cam.kill()
 
 
 def test_each_trigger_fires_one_software_trigger_on_the_gige_camera(tmp_path, fake_camera):
