@@ -132,8 +132,14 @@ class Stats(BaseModel):
 # ----------------------------------------------------------------------------------------- administration
 
 
+_SEGMENT = SEGMENT.strip("^$")
+STATION_PATH_PATTERN = f"^{_SEGMENT}(/{_SEGMENT}){{4}}$"  # documented in the schema; checked by StationContext
+STATION_PREFIX_PATTERN = f"^{_SEGMENT}(/{_SEGMENT}){{0,4}}$"  # documented; checked by check_station_prefix
+
+
 class StationIn(BaseModel):
-    path: Line330 = Field(description="site/area/line/cell/station")
+    path: Line330 = Field(description="site/area/line/cell/station",
+                          json_schema_extra={"pattern": STATION_PATH_PATTERN})
 
 
 class StationCreated(BaseModel):
@@ -165,7 +171,8 @@ class TokenIn(BaseModel):
     name: Line128 = Field(min_length=1)
     role: Role
     station_prefix: str | None = Field(default=None, max_length=MAX_PREFIX_LENGTH,
-                                       description="edge only: the token may write only stations under this path")
+                                       description="edge only: the token may write only stations under this path",
+                                       json_schema_extra={"pattern": STATION_PREFIX_PATTERN})
 
     @field_validator("station_prefix")
     @classmethod
