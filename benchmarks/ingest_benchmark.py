@@ -96,11 +96,13 @@ class StreamClients:
         self.events = [0] * n
         self.dropped = 0
         self.connected = threading.Semaphore(0)
+        self.writers: list[asyncio.StreamWriter] = []
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     async def _client(self, i: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writers.append(writer)
         writer.write(f"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.token}"
                      "\r\n\r\n".encode())
         tail, pattern, announced = b"", b"event: result", False
@@ -122,9 +124,13 @@ class StreamClients:
                 raise RuntimeError("stream clients did not connect")
         return self
 
+    async def _close(self) -> None:
+        for writer in self.writers:  # the server sees the disconnects and ends the streams
+            writer.transport.abort()
+        await asyncio.sleep(0.1)
+
     def __exit__(self, *exc: object) -> None:
-        for t in self.tasks:
-            t.cancel()
+        asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(timeout=30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
 

@@ -68,7 +68,7 @@ def test_each_event_is_serialised_once_whatever_the_number_of_clients(monkeypatc
         subs = [feed.subscribe(None) for _ in range(50)]
         feed.publish([_event() for _ in range(4)])
         await asyncio.sleep(0)
-        assert all(len(s.pending) == 4 for s in subs)
+        assert all(s.pending_events == 4 and s.pending[0].count(b"event: result") == 4 for s in subs)
 
     asyncio.run(scenario())
     assert len(calls) == 4
