@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -135,14 +136,27 @@ class StreamClients:
         self.thread.join(timeout=10)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _load_with_streams(server: ServiceProcess, batch: int, clients: int, total: int, streams: int) -> dict:
     warm = _payloads(batch * clients, batch)
     run_load(server.port, server.edge, warm, clients)  # warm-up: connections, caches
     payloads = _payloads(total, batch)
+    assert server.proc is not None
+    cpu_before = cpu_seconds(server.proc.pid), cpu_seconds(os.getpid())
     if not streams:
-        return run_load(server.port, server.edge, payloads, clients)
+        result = run_load(server.port, server.edge, payloads, clients)
+        result.update(server_cpu_s=cpu_seconds(server.proc.pid) - cpu_before[0],
+                      load_cpu_s=cpu_seconds(os.getpid()) - cpu_before[1])
+        return result
     with StreamClients(server.port, server.reader, streams) as live:
         result = run_load(server.port, server.edge, payloads, clients)
+        result.update(server_cpu_s=cpu_seconds(server.proc.pid) - cpu_before[0],
+                      load_cpu_s=cpu_seconds(os.getpid()) - cpu_before[1])
         deadline = time.monotonic() + 30  # let the streams catch up with the last events
         while min(live.events) < total and time.monotonic() < deadline and not live.dropped:
             time.sleep(0.1)
@@ -199,15 +213,17 @@ def main() -> None:
     (out / "ingest.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                                  "rows": rows}, indent=2) + "\n")
     print("| database | clients × batch | stream clients | results | results/s (median of runs) | all runs | p50 ms "
-          "| p99 ms | errors | events per stream client (min–max) | clients with every event | dropped |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| p99 ms | errors | server CPU s | load-generator CPU s | events per stream client (min–max) "
+          "| clients with every event | dropped |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         m = r["median"]
         runs = ", ".join(f"{v:.0f}" for v in r["all_results_per_s"])
         live = (f"{m['events_min']}–{m['events_max']} | {m['clients_with_every_event']} | {m['stream_dropped']}"
                 if r["streams"] else "– | – | –")
         print(f"| {r['db']} | {r['clients']} × {r['batch']} | {r['streams']} | {m['results']} | "
-              f"{m['results_per_s']:.0f} | {runs} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['errors']} | {live} |")
+              f"{m['results_per_s']:.0f} | {runs} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['errors']} | "
+              f"{m['server_cpu_s']:.1f} | {m['load_cpu_s']:.1f} | {live} |")
 
 
 if __name__ == "__main__":

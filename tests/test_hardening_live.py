@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -80,7 +81,20 @@ def server(tmp_path):
     with RunningServer(app) as srv:
         store.add_station(app.state.engine, StationContext.from_path(STATION))
         srv.tokens = {r: auth.create_token(app.state.engine, r, r).token for r in ("edge", "operator")}
+        srv.app = app
         yield srv
+
+
+def test_a_client_that_goes_away_is_unsubscribed(server):
+    feed = server.app.state.feed
+    with httpx.stream("GET", f"{server.url}/api/v1/stream", timeout=30,
+                      headers={"Authorization": f"Bearer {server.tokens['operator']}"}) as res:
+        assert next(res.iter_lines()) == ": connected"
+        assert len(feed.subscribers) == 1
+    deadline = time.monotonic() + 10  # well before the 15 s keep-alive would find out
+    while feed.subscribers and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not feed.subscribers, "a closed stream stayed subscribed"
 
 
 def test_every_client_that_keeps_up_gets_every_event(server):
