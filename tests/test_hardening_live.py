@@ -90,7 +90,6 @@ def test_a_client_that_goes_away_is_unsubscribed(server):
     with httpx.stream("GET", f"{server.url}/api/v1/stream", timeout=30,
                       headers={"Authorization": f"Bearer {server.tokens['operator']}"}) as res:
         assert next(res.iter_lines()) == ": connected"
-        assert len(feed.subscribers) == 1
     deadline = time.monotonic() + 10  # well before the 15 s keep-alive would find out
     while feed.subscribers and time.monotonic() < deadline:
         time.sleep(0.02)
