@@ -168,6 +168,11 @@ def check_scope(role: str, station_prefix: str | None) -> None:
 
 
 class TokenIn(BaseModel):
+    # documented as well as checked (check_scope): only an edge token may have a station prefix
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"role": {"not": {"const": "edge"}}}, "required": ["role"]},
+        "then": {"properties": {"station_prefix": {"type": "null"}}}})
+
     name: Line128 = Field(min_length=1)
     role: Role
     station_prefix: str | None = Field(default=None, max_length=MAX_PREFIX_LENGTH,
