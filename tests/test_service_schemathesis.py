@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from service_support import PG_URL, STATION, in_ci, make_result
 
 from edge_service import auth, store
@@ -63,6 +64,17 @@ sqlite_schema = schemathesis.openapi.from_asgi("/openapi.json", SQLITE_APP)
 pg_schema = schemathesis.openapi.from_asgi("/openapi.json", PG_APP or SQLITE_APP)
 
 
+# Still open (issue 9 item 7): these operations take inputs the schema cannot yet describe, so a schema-valid
+# request may rightly be refused: times outside 2000..2100 UTC (no range keyword for date-time), and ingest
+# items whose station is missing or unknown (the item schema is not documented as strictly as it is checked).
+# Only the positive-data-acceptance check is skipped for them; every other check runs.
+OPEN_POSITIVE = {("POST", "/api/v1/results"), ("GET", "/api/v1/results"), ("GET", "/api/v1/stats")}
+
+
+def _excluded(case) -> list:
+    return [positive_data_acceptance] if (case.method.upper(), case.path) in OPEN_POSITIVE else []
+
+
 def _unforged(case) -> None:
     """A pagination cursor is valid only when this service gave it out (test_service_api checks that a forged
     one is a 422): random strings would be schema-valid yet rightly refused, so cursors are not fuzzed."""
@@ -77,7 +89,8 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list
 @FUZZ
 def test_api_conforms_to_its_schema_on_sqlite(case):
     _unforged(case)
-    case.call_and_validate(headers={"Authorization": f"Bearer {SQLITE_APP.state.fuzz_token}"})
+    case.call_and_validate(headers={"Authorization": f"Bearer {SQLITE_APP.state.fuzz_token}"},
+                           excluded_checks=_excluded(case))
 
 
 @pg_schema.exclude(path="/api/v1/stream").parametrize()
@@ -89,4 +102,5 @@ def test_api_conforms_to_its_schema_on_postgresql(case):
             pytest.fail(message)
         pytest.skip(message)
     _unforged(case)
-    case.call_and_validate(headers={"Authorization": f"Bearer {PG_APP.state.fuzz_token}"})
+    case.call_and_validate(headers={"Authorization": f"Bearer {PG_APP.state.fuzz_token}"},
+                           excluded_checks=_excluded(case))
