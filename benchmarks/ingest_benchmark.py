@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -96,11 +97,13 @@ class StreamClients:
         self.events = [0] * n
         self.dropped = 0
         self.connected = threading.Semaphore(0)
+        self.writers: list[asyncio.StreamWriter] = []
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     async def _client(self, i: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writers.append(writer)
         writer.write(f"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.token}"
                      "\r\n\r\n".encode())
         tail, pattern, announced = b"", b"event: result", False
@@ -122,21 +125,38 @@ class StreamClients:
                 raise RuntimeError("stream clients did not connect")
         return self
 
+    async def _close(self) -> None:
+        for writer in self.writers:  # the server sees the disconnects and ends the streams
+            writer.transport.abort()
+        await asyncio.sleep(0.1)
+
     def __exit__(self, *exc: object) -> None:
-        for t in self.tasks:
-            t.cancel()
+        asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(timeout=30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _load_with_streams(server: ServiceProcess, batch: int, clients: int, total: int, streams: int) -> dict:
     warm = _payloads(batch * clients, batch)
     run_load(server.port, server.edge, warm, clients)  # warm-up: connections, caches
     payloads = _payloads(total, batch)
+    assert server.proc is not None
+    cpu_before = cpu_seconds(server.proc.pid), cpu_seconds(os.getpid())
     if not streams:
-        return run_load(server.port, server.edge, payloads, clients)
+        result = run_load(server.port, server.edge, payloads, clients)
+        result.update(server_cpu_s=cpu_seconds(server.proc.pid) - cpu_before[0],
+                      load_cpu_s=cpu_seconds(os.getpid()) - cpu_before[1])
+        return result
     with StreamClients(server.port, server.reader, streams) as live:
         result = run_load(server.port, server.edge, payloads, clients)
+        result.update(server_cpu_s=cpu_seconds(server.proc.pid) - cpu_before[0],
+                      load_cpu_s=cpu_seconds(os.getpid()) - cpu_before[1])
         deadline = time.monotonic() + 30  # let the streams catch up with the last events
         while min(live.events) < total and time.monotonic() < deadline and not live.dropped:
             time.sleep(0.1)
@@ -193,15 +213,17 @@ def main() -> None:
     (out / "ingest.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                                  "rows": rows}, indent=2) + "\n")
     print("| database | clients × batch | stream clients | results | results/s (median of runs) | all runs | p50 ms "
-          "| p99 ms | errors | events per stream client (min–max) | clients with every event | dropped |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| p99 ms | errors | server CPU s | load-generator CPU s | events per stream client (min–max) "
+          "| clients with every event | dropped |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         m = r["median"]
         runs = ", ".join(f"{v:.0f}" for v in r["all_results_per_s"])
         live = (f"{m['events_min']}–{m['events_max']} | {m['clients_with_every_event']} | {m['stream_dropped']}"
                 if r["streams"] else "– | – | –")
         print(f"| {r['db']} | {r['clients']} × {r['batch']} | {r['streams']} | {m['results']} | "
-              f"{m['results_per_s']:.0f} | {runs} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['errors']} | {live} |")
+              f"{m['results_per_s']:.0f} | {runs} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['errors']} | "
+              f"{m['server_cpu_s']:.1f} | {m['load_cpu_s']:.1f} | {live} |")
 
 
 if __name__ == "__main__":

@@ -132,8 +132,14 @@ class Stats(BaseModel):
 # ----------------------------------------------------------------------------------------- administration
 
 
+_SEGMENT = SEGMENT.strip("^$")
+STATION_PATH_PATTERN = f"^{_SEGMENT}(/{_SEGMENT}){{4}}$"  # documented in the schema; checked by StationContext
+STATION_PREFIX_PATTERN = f"^{_SEGMENT}(/{_SEGMENT}){{0,4}}$"  # documented; checked by check_station_prefix
+
+
 class StationIn(BaseModel):
-    path: Line330 = Field(description="site/area/line/cell/station")
+    path: Line330 = Field(description="site/area/line/cell/station",
+                          json_schema_extra={"pattern": STATION_PATH_PATTERN})
 
 
 class StationCreated(BaseModel):
@@ -162,10 +168,16 @@ def check_scope(role: str, station_prefix: str | None) -> None:
 
 
 class TokenIn(BaseModel):
+    # documented as well as checked (check_scope): only an edge token may have a station prefix
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"role": {"not": {"const": "edge"}}}, "required": ["role"]},
+        "then": {"properties": {"station_prefix": {"type": "null"}}}})
+
     name: Line128 = Field(min_length=1)
     role: Role
     station_prefix: str | None = Field(default=None, max_length=MAX_PREFIX_LENGTH,
-                                       description="edge only: the token may write only stations under this path")
+                                       description="edge only: the token may write only stations under this path",
+                                       json_schema_extra={"pattern": STATION_PREFIX_PATTERN})
 
     @field_validator("station_prefix")
     @classmethod

@@ -4,6 +4,7 @@ into its status and a :class:`~edge_service.api_models.ProblemBody` (never by re
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -75,11 +76,31 @@ def documented(*statuses: int, described: dict[int, str] | None = None) -> dict[
 _HTTP_REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
-async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the app's OpenAPI schema documents at this path (Starlette names only the first matching
+    route's methods, while several routes may share a path)."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {m.upper() for m in operations if m in _HTTP_METHODS}
+    return sorted(methods)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     """Refusals raised by the framework itself (unknown path, wrong method, unreadable body)."""
     assert isinstance(exc, HTTPException)
-    return problem_response(exc.status_code, _HTTP_REASONS.get(exc.status_code, "http_error"), str(exc.detail),
-                            headers=dict(exc.headers) if exc.headers else None)
+    headers = dict(exc.headers) if exc.headers else {}
+    message = str(exc.detail)
+    if exc.status_code == 405:
+        allowed = allowed_methods(request) or headers.get("Allow", "").split(", ")
+        headers["Allow"] = ", ".join(allowed)
+        message = f"method {request.method} not allowed here; allowed: {headers['Allow']}"
+    return problem_response(exc.status_code, _HTTP_REASONS.get(exc.status_code, "http_error"), message,
+                            headers=headers or None)
 
 
 async def _on_problem(_request: Request, exc: Exception) -> JSONResponse:

@@ -60,12 +60,15 @@ def clean_text(v: str) -> str:
     return _clean(v, _CONTROL_BUT_LAYOUT)
 
 
-Line64 = Annotated[str, StringConstraints(max_length=64), AfterValidator(clean_line)]
-Line128 = Annotated[str, StringConstraints(max_length=128), AfterValidator(clean_line)]
-Line330 = Annotated[str, StringConstraints(max_length=330), AfterValidator(clean_line)]
-Line500 = Annotated[str, StringConstraints(max_length=500), AfterValidator(clean_line)]
-Text1024 = Annotated[str, StringConstraints(max_length=1024), AfterValidator(clean_text)]
-Text2000 = Annotated[str, StringConstraints(max_length=2000), AfterValidator(clean_text)]
+# the same rules, documented in the OpenAPI schema (checked by clean_line / clean_text, whose messages name them)
+_LINE = Field(json_schema_extra={"pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"})
+_TEXT = Field(json_schema_extra={"pattern": "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"})
+Line64 = Annotated[str, StringConstraints(max_length=64), AfterValidator(clean_line), _LINE]
+Line128 = Annotated[str, StringConstraints(max_length=128), AfterValidator(clean_line), _LINE]
+Line330 = Annotated[str, StringConstraints(max_length=330), AfterValidator(clean_line), _LINE]
+Line500 = Annotated[str, StringConstraints(max_length=500), AfterValidator(clean_line), _LINE]
+Text1024 = Annotated[str, StringConstraints(max_length=1024), AfterValidator(clean_text), _TEXT]
+Text2000 = Annotated[str, StringConstraints(max_length=2000), AfterValidator(clean_text), _TEXT]
 
 
 MAX_SIDE = 100_000  # pixels

@@ -5,7 +5,8 @@ Per route, a body may be at most :func:`body_limit` bytes (ingest 16 MB, an imag
 counted while it streams in and refused with 413 the moment it passes the limit (the route sees a
 disconnect, the connection is closed, the rest is never read). A body sent to ``/api/`` without an
 ``Authorization`` header is refused with 401 from the headers alone (unless the service runs insecure-local),
-so an unauthenticated request never costs more than reading its headers.
+so an unauthenticated request never costs more than reading its headers (``dependency_overrides`` of the
+principal are honoured).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edge_service.dependencies import principal
 from edge_service.errors import problem_response
 from edge_service.image_store import MAX_IMAGE_BYTES
 from edge_service.redaction import TOKEN_PARAMETERS
@@ -55,8 +57,12 @@ def _token_in_url(scope: Scope) -> bool:
 
 
 def _needs_token(scope: Scope) -> bool:
-    state = getattr(scope.get("app"), "state", None)
-    settings = getattr(state, "settings", None)
+    """Whether a request must carry a token: not in insecure-local mode, nor when a test (or an embedding
+    application) replaced the principal dependency with ``app.dependency_overrides``."""
+    app = scope.get("app")
+    if principal in getattr(app, "dependency_overrides", {}):
+        return False
+    settings = getattr(getattr(app, "state", None), "settings", None)
     return not getattr(settings, "insecure_local", False)
 
 

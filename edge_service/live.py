@@ -1,7 +1,8 @@
 """Live results for Server-Sent Events: ingest publishes, each stream connection has its own bounded queue.
 
-Each event is serialised once, into its finished SSE frame, in the ingest thread; the event loop only appends
-that frame to the queue of every subscriber that wants its station. A subscriber that falls
+Each event is serialised once, into its finished SSE frame, in the ingest thread; the event loop joins the
+frames of a batch once per distinct station prefix and appends that one chunk to the queue of every
+subscriber with that prefix (one append per batch and client, not per event). A subscriber that falls
 :data:`MAX_PENDING` events behind (it does not read, or its socket is backed up) is dropped: its stream ends
 with an ``event: dropped`` naming the reason, counted in ``inspection_stream_clients_dropped_total``. Every
 client that keeps up gets every event; nothing a slow client does makes ingest wait.
@@ -35,23 +36,27 @@ class Subscriber:
     prefix: str | None
     max_pending: int = MAX_PENDING
     pending: deque[bytes] = field(default_factory=deque)
+    pending_events: int = 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: str | None = None  # the reason, once dropped
 
     def wants(self, station_path: str) -> bool:
         return under_prefix(station_path, self.prefix)
 
-    def offer(self, frame: bytes) -> bool:
-        """Queue a frame (on the event loop); False when the client is too far behind and is now dropped."""
+    def offer(self, chunk: bytes, events: int = 1) -> bool:
+        """Queue ``events`` frames joined in ``chunk`` (on the event loop); False when that would put the client
+        more than ``max_pending`` events behind: it is then dropped."""
         if self.dropped is not None:
             return False
-        if len(self.pending) >= self.max_pending:
+        if self.pending_events + events > self.max_pending:
             self.dropped = QUEUE_FULL
             self.pending.clear()
+            self.pending_events = 0
             DROPPED.labels(reason=QUEUE_FULL).inc()
             self.ready.set()
             return False
-        self.pending.append(frame)
+        self.pending.append(chunk)
+        self.pending_events += events
         self.ready.set()
         return True
 
@@ -66,6 +71,7 @@ class Subscriber:
         self.ready.clear()
         chunk = b"".join(self.pending)
         self.pending.clear()
+        self.pending_events = 0
         return chunk
 
 
@@ -86,11 +92,14 @@ class LiveFeed:
         self.subscribers.discard(sub)
 
     def _deliver(self, frames: list[tuple[str, bytes]]) -> None:
+        chunks: dict[str | None, tuple[bytes, int]] = {}  # per distinct prefix: its frames joined, and how many
         for sub in list(self.subscribers):
-            for station_path, frame in frames:
-                if sub.wants(station_path) and not sub.offer(frame):
-                    self.subscribers.discard(sub)
-                    break
+            if sub.prefix not in chunks:
+                wanted = [frame for path, frame in frames if sub.wants(path)]
+                chunks[sub.prefix] = (b"".join(wanted), len(wanted))
+            chunk, events = chunks[sub.prefix]
+            if events and not sub.offer(chunk, events):
+                self.subscribers.discard(sub)
 
     def publish(self, events: list[LiveEvent]) -> None:
         """Thread-safe: called from the ingest worker threads; serialises each event once."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -68,7 +69,7 @@ def test_each_event_is_serialised_once_whatever_the_number_of_clients(monkeypatc
         subs = [feed.subscribe(None) for _ in range(50)]
         feed.publish([_event() for _ in range(4)])
         await asyncio.sleep(0)
-        assert all(len(s.pending) == 4 for s in subs)
+        assert all(s.pending_events == 4 and s.pending[0].count(b"event: result") == 4 for s in subs)
 
     asyncio.run(scenario())
     assert len(calls) == 4
@@ -80,7 +81,19 @@ def server(tmp_path):
     with RunningServer(app) as srv:
         store.add_station(app.state.engine, StationContext.from_path(STATION))
         srv.tokens = {r: auth.create_token(app.state.engine, r, r).token for r in ("edge", "operator")}
+        srv.app = app
         yield srv
+
+
+def test_a_client_that_goes_away_is_unsubscribed(server):
+    feed = server.app.state.feed
+    with httpx.stream("GET", f"{server.url}/api/v1/stream", timeout=30,
+                      headers={"Authorization": f"Bearer {server.tokens['operator']}"}) as res:
+        assert next(res.iter_lines()) == ": connected"
+    deadline = time.monotonic() + 10  # well before the 15 s keep-alive would find out
+    while feed.subscribers and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not feed.subscribers, "a closed stream stayed subscribed"
 
 
 def test_every_client_that_keeps_up_gets_every_event(server):

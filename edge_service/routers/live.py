@@ -19,12 +19,11 @@ router = APIRouter(prefix="/api/v1", tags=["live"])
 KEEPALIVE_S = 15.0
 
 
-async def _events(request: Request, feed: LiveFeed, sub: Subscriber, max_seconds: float | None
-                  ) -> AsyncIterator[bytes]:
+async def _events(feed: LiveFeed, sub: Subscriber, max_seconds: float | None) -> AsyncIterator[bytes]:
     deadline = time.monotonic() + max_seconds if max_seconds else None
     try:
         yield b": connected\n\n"
-        while not await request.is_disconnected():
+        while True:  # a disconnect cancels this generator: StreamingResponse listens for it alongside
             wait = min(KEEPALIVE_S, max(0.05, deadline - time.monotonic())) if deadline else KEEPALIVE_S
             frames = await sub.take(wait)
             if sub.dropped is not None:
@@ -49,5 +48,5 @@ async def stream(request: Request, _who: Reader, feed: Feed,
                  max_seconds: Annotated[float | None, Query(gt=0, le=86400)] = None) -> StreamingResponse:
     sub = feed.subscribe(station)
     STREAM_CLIENTS.inc()
-    return StreamingResponse(_events(request, feed, sub, max_seconds), media_type="text/event-stream",
+    return StreamingResponse(_events(feed, sub, max_seconds), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

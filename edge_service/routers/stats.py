@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1", tags=["results"])
 @router.get("/stats", responses=documented(400, 401, 403, 422))
 def get_stats(_who: Reader, engine: Database, station: Line330 | None = None,
               since: AcceptedTime | None = None, until: AcceptedTime | None = None) -> Stats:
-    """The last 24 hours unless ``since``/``until`` say otherwise."""
-    if since and until and since >= until:
-        raise InvalidRequest("since must be before until")
+    """The last 24 hours unless ``since``/``until`` say otherwise (``since`` equal to ``until``: an empty range)."""
+    if since and until and since > until:
+        raise InvalidRequest("since must not be after until")
     return store.stats(engine, station, since, until)
