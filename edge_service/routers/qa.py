@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -13,6 +12,7 @@ from edge_service.api_models import ReviewState
 from edge_service.auth import Principal
 from edge_service.dependencies import Database, Reader, Reviewer
 from edge_service.errors import InvalidRequest, NotFound, documented
+from edge_service.ingest_rules import AcceptedTime
 from edge_service.qa_models import (
     BulkReviewIn,
     BulkReviewOut,
@@ -43,10 +43,10 @@ def review_queue(
     engine: Database,
     station: StationPrefix = None,
     verdict: Literal["PASS", "FAIL"] | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    min_score: float | None = None,
-    max_score: float | None = None,
+    since: AcceptedTime | None = None,
+    until: AcceptedTime | None = None,
+    min_score: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    max_score: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     review_state: ReviewState | None = None,
     model_version: Annotated[str | None, Query(max_length=64)] = None,
     part_id: Annotated[str | None, Query(max_length=128, description="part ids starting with this")] = None,
@@ -91,7 +91,7 @@ def defect_classes(_who: Reader, engine: Database,
     return DefectClasses(station=station, names=qa_queue.classes_for(engine, station))
 
 
-@router.put("/defect-classes", responses=documented(401, 403, 422))
+@router.put("/defect-classes", responses=documented(400, 401, 403, 422))
 def set_defect_classes(body: DefectClassesIn, who: Reviewer, engine: Database) -> DefectClasses:
     """Replace the list for a station prefix (audited)."""
     bad = [n for n in body.names if len(n.strip()) > 64]

@@ -11,6 +11,7 @@ from edge_service import qa_audit, qa_thresholds
 from edge_service.auth import Principal
 from edge_service.dependencies import Admin, Database, Reader, Reviewer, principal
 from edge_service.errors import Forbidden, documented
+from edge_service.ingest_rules import Line330
 from edge_service.qa_models import Assignment, AuditEntry, ThresholdEvidence, ThresholdIn
 
 router = APIRouter(prefix="/api/v1", tags=["thresholds"])
@@ -29,7 +30,7 @@ def threshold_evidence(
     return qa_thresholds.evidence(engine, station.strip("/"), model_version, target_frr, at)
 
 
-@router.post("/stations/{station:path}/threshold", responses=documented(400, 401, 403, 422))
+@router.post("/stations/{station:path}/threshold", responses=documented(400, 401, 403, 404, 422))
 def apply_threshold(station: str, body: ThresholdIn, who: Reviewer, engine: Database) -> Assignment:
     """Apply a new threshold to a station (audited: who, when, old, new, why); the station reads it from its
     assignment."""
@@ -43,7 +44,7 @@ def _assignment_reader(who: Annotated[Principal, Depends(principal)]) -> Princip
     return who
 
 
-@router.get("/stations/{station:path}/assignment", responses=documented(401, 403, 422))
+@router.get("/stations/{station:path}/assignment", responses=documented(401, 403, 404, 422))
 def station_assignment(station: str, who: Annotated[Principal, Depends(_assignment_reader)],
                        engine: Database) -> Assignment:
     """The model version and threshold this station should run (null threshold: the model's own). Readable
@@ -56,6 +57,6 @@ def station_assignment(station: str, who: Annotated[Principal, Depends(_assignme
 
 @router.get("/audit", responses=documented(401, 403, 422))
 def audit_log(_who: Admin, engine: Database, limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-              target: Annotated[str | None, Query(max_length=330)] = None) -> list[AuditEntry]:
+              target: Line330 | None = None) -> list[AuditEntry]:
     """Every QA change, newest first (admins)."""
     return qa_audit.entries(engine, limit, target)

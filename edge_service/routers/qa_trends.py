@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from edge_service import qa_trends
 from edge_service.dependencies import Database, Reader
 from edge_service.errors import InvalidRequest, documented
+from edge_service.ingest_rules import AcceptedTime
 from edge_service.qa_models import Bucket, Trends
 from edge_service.routers.results import StationPrefix
 
@@ -29,8 +30,8 @@ def _trends(engine, station: str | None, since: datetime | None, until: datetime
 
 
 @router.get("/trends", responses=documented(400, 401, 403, 422))
-def trends(_who: Reader, engine: Database, station: StationPrefix = None, since: datetime | None = None,
-           until: datetime | None = None, bucket: Bucket = "hour") -> Trends:
+def trends(_who: Reader, engine: Database, station: StationPrefix = None, since: AcceptedTime | None = None,
+           until: AcceptedTime | None = None, bucket: Bucket = "hour") -> Trends:
     """Yield and defect rate over time, Pareto of reviewed defect classes, where on the part FAIL regions
     occur, score distributions, per model version counts; the period defaults to the last 24 hours."""
     return _trends(engine, station, since, until, bucket)
@@ -39,7 +40,7 @@ def trends(_who: Reader, engine: Database, station: StationPrefix = None, since:
 @router.get("/trends.csv", response_class=Response, responses=documented(400, 401, 403, 422))
 def trends_csv(_who: Reader, engine: Database,
                table: Annotated[Literal["series", "pareto", "scores", "models", "regions"], Query()],
-               station: StationPrefix = None, since: datetime | None = None, until: datetime | None = None,
+               station: StationPrefix = None, since: AcceptedTime | None = None, until: AcceptedTime | None = None,
                bucket: Bucket = "hour") -> Response:
     """One table of the trends as CSV."""
     t = _trends(engine, station, since, until, bucket)
