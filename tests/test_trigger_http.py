@@ -6,11 +6,10 @@ from __future__ import annotations
 import threading
 
 import httpx
-from trigger_support import TriggeredRunner, outbox_records, trigger_config
+from trigger_support import GatedModel, TriggeredRunner, outbox_records, trigger_config
 
 from inspection.line.outbox import Outbox
-from inspection.model.runtime import InspectionModel
-from inspection.model.shipped import default_model_path
+from inspection.plant.records import StationState
 
 
 def _url(cfg) -> str:
@@ -65,20 +64,6 @@ def test_bad_http_triggers_refused_naming_the_problem_and_buffer_full(tmp_path):
     assert [r["part_id"] for r in records] == ["K-0", "K-1"], "the accepted triggers kept; refusals add nothing"
 
 
-class GatedModel:
-    """The shipped model, holding each inspection until released (to have a trigger arrive while busy)."""
-
-    def __init__(self) -> None:
-        self.model = InspectionModel.load(default_model_path())
-        self.info, self.meta = self.model.info, self.model.meta
-        self.started, self.gate = threading.Event(), threading.Event()
-
-    def inspect(self, image, name=None):
-        self.started.set()
-        assert self.gate.wait(20), "gate never opened"
-        return self.model.inspect(image, name=name)
-
-
 def test_trigger_while_busy_is_an_error_result_committed_to_the_outbox(tmp_path):
     cfg = trigger_config(tmp_path, service={"url": "http://127.0.0.1:9"})
     model = GatedModel()
@@ -91,6 +76,8 @@ def test_trigger_while_busy_is_an_error_result_committed_to_the_outbox(tmp_path)
         assert model.started.wait(10)
         busy = core.trigger("P-2")
         model.gate.set()
+        while (snap := core.snapshot()).state != StationState.READY:  # P-1 done: P-3 is not another BUSY
+            assert core.wait_for_change(snap.version, 20), "P-1 never finished"
         with httpx.Client(timeout=20) as client:
             third = client.post(f"{_url(cfg)}/trigger", json={"part_id": "P-3", "acknowledge": False})
     assert (first.error.name, busy.error.name) == ("NONE", "BUSY")

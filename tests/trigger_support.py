@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from service_support import STATION, free_port
 
 from inspection.line.config import StationConfig, parse_config
 from inspection.line.runner import LineRunner
+from inspection.model.runtime import InspectionModel
+from inspection.model.shipped import default_model_path
 from inspection.plant.records import StationState
 from inspection.sources.frame import Frame, FrameIds, FrameSource, now
 
@@ -87,3 +90,17 @@ class TriggeredRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.runner.stop()
+
+
+class GatedModel:
+    """The shipped model, holding each inspection until released (to have a trigger arrive while busy)."""
+
+    def __init__(self) -> None:
+        self.model = InspectionModel.load(default_model_path())
+        self.info, self.meta = self.model.info, self.model.meta
+        self.started, self.gate = threading.Event(), threading.Event()
+
+    def inspect(self, image, name=None):
+        self.started.set()
+        assert self.gate.wait(20), "gate never opened"
+        return self.model.inspect(image, name=name)

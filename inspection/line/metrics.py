@@ -1,6 +1,11 @@
 """Prometheus metrics of the line runner (served on the edge box's status port at /metrics)."""
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry()
 
@@ -35,3 +40,48 @@ STATE = Gauge("line_state", "1 for the runner's current state", ["state"], regis
 UNACKNOWLEDGED = Counter("line_unacknowledged_total", "Results sent but not named in the far side's acknowledgement "
                          "(sent again)", ["dest"], registry=REGISTRY)
 OUTBOX_FULL = Gauge("line_outbox_disk_full", "1 while the outbox's disk is full (inspection paused)", registry=REGISTRY)
+
+
+class TriggerCounters(Collector):
+    """Trigger mode's handshake counters, read from the handshake at each scrape (the same figures as
+    ``/status`` and the OPC UA Counters; nothing is counted twice). Empty until :meth:`watch` is given a
+    source: a free-running station has no trigger metrics."""
+
+    COUNTERS = (("triggers", "line_triggers", "Triggers taken from the PLC (Modbus, OPC UA, POST /trigger)"),
+                ("ok", "line_trigger_ok", "Triggers answered OK"),
+                ("ng", "line_trigger_ng", "Triggers answered NG"),
+                ("errors", "line_trigger_errors", "Triggers answered with an error: missed plus refused"),
+                ("missed", "line_trigger_missed", "Triggers answered by an error result (busy, camera error, "
+                 "inspection failed)"),
+                ("refused", "line_trigger_refused", "Triggers refused at once without a result (buffer full, "
+                 "not ready, bad part id)"),
+                ("buffer_full", "line_trigger_buffer_full_refusals", "Triggers refused because the result buffer "
+                 "was full"),
+                ("ack_errors", "line_trigger_ack_errors", "Acknowledges refused (unknown sequence number, "
+                 "out of order)"))
+
+    def __init__(self) -> None:
+        self._source: Callable[[], Any] | None = None
+
+    def watch(self, source: Callable[[], Any] | None) -> None:
+        """``source()`` returns an object with the handshake's counters as attributes (``Counters``)."""
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        if self._source is None:
+            return
+        c = self._source()
+        for attr, name, text in self.COUNTERS:
+            yield CounterMetricFamily(name, text, value=getattr(c, attr))
+        timing = GaugeMetricFamily("line_trigger_processing_seconds", "Trigger to result committed, as the "
+                                   "station timed it: min, mean and max since start", labels=["stat"])
+        for stat in ("min", "mean", "max"):
+            timing.add_metric([stat], getattr(c, f"processing_ms_{stat}") / 1e3)
+        yield timing
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # the families exist only while a source is watched
+
+
+TRIGGERS = TriggerCounters()
+REGISTRY.register(TRIGGERS)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inspection.errors import InspectionError
+from inspection.line import metrics as m
 from inspection.line.config import ConfigError, StationConfig
 from inspection.line.local_images import LocalImages
 from inspection.line.stages import LineContext, PublishHooks, PublishSettings, Stage
@@ -65,6 +66,7 @@ class TriggerMode:
             presented_sequence=snap.presented.sequence if snap.presented else None,
             last_error=snap.last_error.name, last_error_message=snap.last_error_message,
             counters={"triggers": c.triggers, "ok": c.ok, "ng": c.ng, "errors": c.errors, "refused": c.refused,
+                      "missed": c.missed, "buffer_full": c.buffer_full, "ack_errors": c.ack_errors,
                       "processing_ms_min": round(c.processing_ms_min, 3),
                       "processing_ms_mean": round(c.processing_ms_mean, 3),
                       "processing_ms_max": round(c.processing_ms_max, 3)},
@@ -85,4 +87,5 @@ def build_trigger_mode(cfg: StationConfig, ctx: LineContext, station_model: Insp
 
     inspector = TriggeredInspector(ctx, frames, models, names, results, cfg.plant.frame_timeout_s)
     plant = build_station(cfg.plant, inspector, on_error_result=record_error)
+    m.TRIGGERS.watch(lambda: plant.core.snapshot().counters)  # /metrics reads the handshake's own counters
     return TriggerMode(plant, frames, results, models)

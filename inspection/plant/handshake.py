@@ -54,6 +54,7 @@ class _Tally:
 
     def __init__(self) -> None:
         self.triggers = self.ok = self.ng = self.errors = self.refused = 0
+        self.missed = self.buffer_full = self.ack_errors = 0
         self.t_min = self.t_max = self.t_sum = 0.0
         self.t_count = 0
 
@@ -64,6 +65,7 @@ class _Tally:
             self.ng += 1
         else:
             self.errors += 1
+            self.missed += 1
         if timed:
             self.t_min = r.processing_ms if not self.t_count else min(self.t_min, r.processing_ms)
             self.t_max = max(self.t_max, r.processing_ms)
@@ -72,6 +74,7 @@ class _Tally:
 
     def frozen(self) -> Counters:
         return Counters(triggers=self.triggers, ok=self.ok, ng=self.ng, errors=self.errors, refused=self.refused,
+                        missed=self.missed, buffer_full=self.buffer_full, ack_errors=self.ack_errors,
                         processing_ms_min=self.t_min, processing_ms_max=self.t_max,
                         processing_ms_mean=self.t_sum / self.t_count if self.t_count else 0.0)
 
@@ -164,6 +167,7 @@ class PlcHandshake:
             else:
                 self._tally.refused += 1
                 self._tally.errors += 1
+                self._tally.buffer_full += answer.error == ErrorCode.BUFFER_FULL
                 self._set_error(answer.error, answer.message)
                 log.warning("trigger %d refused: %s", trig.sequence, answer.message)
             self._changed()
@@ -205,6 +209,7 @@ class PlcHandshake:
                 try:
                     result = self._pop(sequence)
                 except HandshakeError as exc:
+                    self._tally.ack_errors += 1
                     self._set_error(exc.code, str(exc))
                     log.warning("%s", exc)
                     raise

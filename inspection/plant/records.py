@@ -135,13 +135,19 @@ class TriggerAnswer:
 
 @dataclass(frozen=True)
 class Counters:
-    """Totals since start, as Keyence and OPC 40100 expose them. triggers = ok + ng + errors + pending."""
+    """Totals since start, as Keyence and OPC 40100 expose them. triggers = ok + ng + errors + pending;
+    errors = missed + refused (missed: answered by an error result, BUSY, CAMERA or INSPECTION_FAILED; refused:
+    answered at once without a result, of which buffer_full for a full buffer). ack_errors counts refused
+    acknowledges (unknown sequence, out of order)."""
 
     triggers: int = 0
     ok: int = 0
     ng: int = 0
     errors: int = 0
     refused: int = 0
+    missed: int = 0
+    buffer_full: int = 0
+    ack_errors: int = 0
     processing_ms_min: float = 0.0
     processing_ms_mean: float = 0.0
     processing_ms_max: float = 0.0
