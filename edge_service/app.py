@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from edge_service import redaction
 from edge_service.database import make_engine, prepare
@@ -19,6 +19,7 @@ from edge_service.errors import register_error_handlers
 from edge_service.image_store import ImageStore
 from edge_service.limits import BodyLimit
 from edge_service.live import LiveFeed
+from edge_service.query_rules import single_valued_query
 from edge_service.routers import (
     admin,
     docs,
@@ -65,7 +66,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: ServiceSettings) -> FastAPI:
     app = FastAPI(title="Inspection results service", version="1.0", lifespan=_lifespan, description=DESCRIPTION,
-                  docs_url=None, redoc_url=None)  # served offline by routers.docs
+                  docs_url=None, redoc_url=None,  # served offline by routers.docs
+                  dependencies=[Depends(single_valued_query)])
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.images = ImageStore(settings.image_dir, settings.image_max_age_days, settings.image_max_bytes,

@@ -14,7 +14,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, Strict, StringConstraints, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, Strict, StringConstraints, model_validator
 
 from inspection.schema import InspectionResult, ModelInfo, Region, StageTimings
 
@@ -33,7 +33,18 @@ def in_time_range(t: datetime) -> datetime:
     return t
 
 
-AcceptedTime = Annotated[datetime, AfterValidator(in_time_range)]
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def written_as_date_time(v: object) -> object:
+    """Refuses a number (or a string that is one) where a time belongs: the schema says ISO 8601 date-time,
+    and a Unix time read as such would be a guess."""
+    if isinstance(v, int | float) or (isinstance(v, str) and _NUMBER.fullmatch(v)):
+        raise ValueError("must be an ISO 8601 date-time such as 2026-12-01T08:00:00Z, not a number")
+    return v
+
+
+AcceptedTime = Annotated[datetime, BeforeValidator(written_as_date_time), AfterValidator(in_time_range)]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_BUT_LAYOUT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, LF and CR allowed

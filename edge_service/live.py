@@ -39,6 +39,7 @@ class Subscriber:
     pending_events: int = 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: str | None = None  # the reason, once dropped
+    closing: bool = False  # the service is stopping: send what is queued, then end the stream
 
     def wants(self, station_path: str) -> bool:
         return under_prefix(station_path, self.prefix)
@@ -62,7 +63,7 @@ class Subscriber:
 
     async def take(self, timeout: float) -> bytes:
         """Every frame queued so far as one chunk, waiting up to ``timeout`` s for one; b"" when none came."""
-        if not self.pending and self.dropped is None:
+        if not self.pending and self.dropped is None and not self.closing:
             try:
                 async with asyncio.timeout(timeout):
                     await self.ready.wait()
@@ -79,14 +80,23 @@ class LiveFeed:
     def __init__(self) -> None:
         self.subscribers: set[Subscriber] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.closing = False
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
 
     def subscribe(self, prefix: str | None, max_pending: int = MAX_PENDING) -> Subscriber:
-        sub = Subscriber(prefix.strip("/") if prefix else None, max_pending)
+        sub = Subscriber(prefix.strip("/") if prefix else None, max_pending, closing=self.closing)
         self.subscribers.add(sub)
         return sub
+
+    def close(self) -> None:
+        """The service is stopping (on the event loop): every stream sends what it has queued, then
+        ``event: shutdown``, and ends; a stream opened from now on ends at once."""
+        self.closing = True
+        for sub in self.subscribers:
+            sub.closing = True
+            sub.ready.set()
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)

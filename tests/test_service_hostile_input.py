@@ -31,6 +31,8 @@ def _refused(service, bad: dict, field: str) -> None:
     ("inspected_at", "2100-01-01T00:00:00Z"),
     ("captured_at", "9999-12-31T23:59:59-14:00"),
     ("captured_at", "1970-01-01T00:00:00Z"),
+    ("inspected_at", 1764576000),  # a Unix time (2025-12-01) is not an ISO 8601 date-time
+    ("inspected_at", "1764576000"),
 ])
 def test_result_times_outside_the_accepted_range_are_refused(service, field, value):
     bad = make_result()
@@ -49,11 +51,19 @@ def test_result_times_too_far_in_the_future_are_refused(service):
 @pytest.mark.parametrize(("param", "value"), [
     ("until", "0001-01-01T12:00:00Z"), ("since", "0001-01-01T00:00:00+01:00"),
     ("since", "9999-12-31T23:59:59-14:00"), ("until", "2100-01-01T00:00:00Z"), ("until", "0.5"),
+    ("until", "1595801478"),  # a Unix time in the range, but not the date-time the schema names
 ])
 def test_query_times_outside_the_accepted_range_are_refused(service, path, param, value):
     res = service.get(path, **{param: value})
     assert res.status_code == 422, res.text
     assert f"query.{param}" in res.json()["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/results", "/api/v1/stats", "/api/v1/qa/trends", "/api/v1/qa/queue"])
+def test_a_query_parameter_given_twice_is_refused(service, path):
+    res = service.client.get(path, params=[("station", "a"), ("station", "b")], headers=service.h("qa"))
+    assert res.status_code == 422, res.text
+    assert "station" in res.json()["message"] and "more than once" in res.json()["message"]
 
 
 def test_edge_of_the_range_is_accepted(service):

@@ -17,6 +17,7 @@ from edge_service.observability import STREAM_CLIENTS
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 KEEPALIVE_S = 15.0
+SHUTDOWN = b"event: shutdown\ndata: the service is stopping\n\n"
 
 
 async def _events(feed: LiveFeed, sub: Subscriber, max_seconds: float | None) -> AsyncIterator[bytes]:
@@ -28,6 +29,9 @@ async def _events(feed: LiveFeed, sub: Subscriber, max_seconds: float | None) ->
             frames = await sub.take(wait)
             if sub.dropped is not None:
                 yield f"event: dropped\ndata: {sub.dropped}\n\n".encode()
+                break
+            if sub.closing:
+                yield frames + SHUTDOWN
                 break
             yield frames or b": keepalive\n\n"
             if deadline and time.monotonic() > deadline:
@@ -42,7 +46,8 @@ async def _events(feed: LiveFeed, sub: Subscriber, max_seconds: float | None) ->
                        200: {"content": {"text/event-stream": {}},
                              "description": "`event: result` with a LiveEvent as `data`, and keep-alives; "
                                             "`event: dropped` (data: the reason) ends the stream of a client "
-                                            "too far behind"}})
+                                            "too far behind, `event: shutdown` ends every stream when the "
+                                            "service stops"}})
 async def stream(request: Request, _who: Reader, feed: Feed,
                  station: Line330 | None = None,
                  max_seconds: Annotated[float | None, Query(gt=0, le=86400)] = None) -> StreamingResponse:

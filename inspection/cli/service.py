@@ -49,8 +49,7 @@ def serve(
     """Run the results service: REST API, live stream, operator page."""
     import ipaddress
 
-    import uvicorn
-
+    from edge_service import serving
     from edge_service.app import ServiceSettings, create_app
 
     if insecure_local:
@@ -71,7 +70,7 @@ def serve(
                                image_max_bytes=int(image_max_gb * 1024**3) or None,
                                max_future_skew_s=max_future_skew)
     typer.echo(f"results service on http://{host}:{port}/ (database {database_url.split('@')[-1]})")
-    uvicorn.run(create_app(settings), host=host, port=port, access_log=access_log, log_level="info")
+    serving.run(create_app(settings), host=host, port=port, access_log=access_log)
 
 
 @token_app.command("create")
