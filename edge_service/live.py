@@ -1,8 +1,11 @@
 """Live results for Server-Sent Events: ingest publishes, each stream connection has its own bounded queue.
 
-Each event is serialised once, into its finished SSE frame, in the ingest thread; the event loop joins the
-frames of a batch once per distinct station prefix and appends that one chunk to the queue of every
-subscriber with that prefix (one append per batch and client, not per event). A subscriber that falls
+Each event is serialised once, into its finished SSE frame, when its batch is stored. The frames are staged
+on the event loop and flushed to the subscribers at most every :data:`FLUSH_S` seconds (at once when the feed
+was idle, so a lone result goes out without delay): a flush joins the staged frames once per distinct
+station prefix and appends that one shared chunk to the queue of every subscriber with that prefix, so under
+load a stream is woken and written once per flush, not once per batch, and a client that keeps up sends
+the very chunk object every other such client sends (no per-client copy). A subscriber that falls
 :data:`MAX_PENDING` events behind (it does not read, or its socket is backed up) is dropped: its stream ends
 with an ``event: dropped`` naming the reason, counted in ``inspection_stream_clients_dropped_total``. Every
 client that keeps up gets every event; nothing a slow client does makes ingest wait.
@@ -21,6 +24,7 @@ from edge_service.observability import REGISTRY
 from inspection.schema import under_prefix
 
 MAX_PENDING = 1000  # events a client may be behind before it is dropped
+FLUSH_S = 0.05  # staged events go out at most this often (coalescing under load; an idle feed sends at once)
 DROPPED = Counter("inspection_stream_clients_dropped_total", "Live-stream clients dropped, by reason",
                   ["reason"], registry=REGISTRY)
 QUEUE_FULL = "queue_full"
@@ -77,10 +81,14 @@ class Subscriber:
 
 
 class LiveFeed:
-    def __init__(self) -> None:
+    def __init__(self, flush_s: float = FLUSH_S) -> None:
         self.subscribers: set[Subscriber] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closing = False
+        self.flush_s = flush_s
+        self._staged: list[tuple[str, bytes]] = []
+        self._flush_at: asyncio.TimerHandle | None = None
+        self._last_flush = float("-inf")
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -90,18 +98,38 @@ class LiveFeed:
         self.subscribers.add(sub)
         return sub
 
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
     def close(self) -> None:
         """The service is stopping (on the event loop): every stream sends what it has queued, then
         ``event: shutdown``, and ends; a stream opened from now on ends at once."""
+        self._flush()
         self.closing = True
         for sub in self.subscribers:
             sub.closing = True
             sub.ready.set()
 
-    def unsubscribe(self, sub: Subscriber) -> None:
-        self.subscribers.discard(sub)
+    def _stage(self, frames: list[tuple[str, bytes]]) -> None:
+        """On the event loop: keep ``frames`` for the next flush, which is now when the feed was idle."""
+        self._staged.extend(frames)
+        if self._flush_at is not None:
+            return
+        assert self.loop is not None
+        delay = self._last_flush + self.flush_s - self.loop.time()
+        if delay <= 0:
+            self._flush()
+        else:
+            self._flush_at = self.loop.call_later(delay, self._flush)
 
-    def _deliver(self, frames: list[tuple[str, bytes]]) -> None:
+    def _flush(self) -> None:
+        if self._flush_at is not None:
+            self._flush_at.cancel()
+            self._flush_at = None
+        frames, self._staged = self._staged, []
+        if not frames:
+            return
+        self._last_flush = self.loop.time() if self.loop else 0.0
         chunks: dict[str | None, tuple[bytes, int]] = {}  # per distinct prefix: its frames joined, and how many
         for sub in list(self.subscribers):
             if sub.prefix not in chunks:
@@ -112,8 +140,8 @@ class LiveFeed:
                 self.subscribers.discard(sub)
 
     def publish(self, events: list[LiveEvent]) -> None:
-        """Thread-safe: called from the ingest worker threads; serialises each event once."""
+        """Thread-safe: serialises each event once and stages the frames on the event loop."""
         if self.loop is None or not self.subscribers or not events:
             return
         frames = [(e.station_path, sse_frame(e)) for e in events]
-        self.loop.call_soon_threadsafe(self._deliver, frames)
+        self.loop.call_soon_threadsafe(self._stage, frames)

@@ -1,12 +1,16 @@
 """The freshest-frame rule of trigger mode: a trigger takes the first frame captured after it, never an older
-one, and each frame at most once; no frame in time is a CameraError (an error result for the PLC)."""
+one, and each frame at most once; no frame in time is a CameraError (an error result for the PLC). A
+software-triggered camera grabs one frame per trigger."""
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
+from trigger_support import TriggeredRunner, outbox_records, trigger_config
 
 from inspection.line.triggered import FreshestFrame
 from inspection.plant.records import CameraError
@@ -56,3 +60,19 @@ def test_stopped_capture_wakes_a_waiting_trigger():
     taker.join(5)
     assert not taker.is_alive() and left is None
     assert [str(e) for e in errors] == ["capture has stopped"]
+
+
+def test_a_software_triggered_simulated_camera_grabs_one_frame_per_trigger(tmp_path):
+    cfg = trigger_config(tmp_path, source={"kind": "simulated", "trigger": "software", "rate": 1})
+    with TriggeredRunner(cfg) as runner, httpx.Client(timeout=20) as client:
+        t0 = time.monotonic()
+        answers = [client.post(f"http://127.0.0.1:{cfg.status.port}/trigger", json={"part_id": f"S-{i}"}).json()
+                   for i in range(10)]
+        elapsed = time.monotonic() - t0
+        source = runner.snapshot().source
+    assert [a["sequence"] for a in answers] == list(range(1, 11))
+    assert all(a["error"] == "NONE" for a in answers), answers
+    assert source.frames == 11 and source.dropped == 1, "one frame per trigger, after one to show it works"
+    assert elapsed < 9, "free-running at rate = 1/s would have taken about 10 s: the frames came at the trigger"
+    records = outbox_records(cfg.outbox)
+    assert [r["trigger_sequence"] for r in records] == list(range(1, 11))

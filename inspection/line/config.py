@@ -55,7 +55,8 @@ class SourceSection(_Strict):
     camera_id: str | None = Field(default=None, min_length=1, max_length=256)
     exposure_us: float | None = Field(default=None, gt=0, le=10_000_000)
     gain_db: float | None = Field(default=None, ge=0, le=48)
-    trigger: Literal["software"] | None = Field(default=None, description="software: one frame per trigger")
+    trigger: Literal["software"] | None = Field(default=None, description="software: one frame per trigger "
+                                                "(gige, and simulated: a triggered camera)")
     stall_timeout_s: float = Field(default=5.0, gt=0)
     queue_size: int = Field(default=4, ge=1, le=1000)
 

@@ -23,7 +23,8 @@ def _required(value: T | None, key: str) -> T:
 
 def make_source(s: SourceSection) -> FrameSource:
     if s.kind == "simulated":
-        return SimulatedLine(s.part_type, s.rate, s.defect_rate, s.seed)
+        return SimulatedLine(s.part_type, s.rate, s.defect_rate, s.seed, software_trigger=s.trigger == "software",
+                             exposure_us=s.exposure_us)
     if s.kind == "camera":
         return OpenCVSource(_required(s.device, "device"), live=True)
     if s.kind == "stream":

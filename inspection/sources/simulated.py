@@ -15,16 +15,21 @@ class SimulatedLine:
 
     The generator is too slow to draw every part live on a small box, so a pool of distinct parts is drawn
     at start (good parts and each defect kind) and parts are taken from it at random, each with its own
-    frame id, part id and capture time. Live: behaves like a camera.
+    frame id, part id and capture time. Live: behaves like a camera. With ``software_trigger`` it behaves
+    like a triggered camera: each read grabs one frame at once (no free-running at ``rate``), after
+    ``exposure_us`` when given.
     """
 
     live = True
 
     def __init__(self, part_type: str = "flange", rate: float = 10.0, defect_rate: float = 0.1, seed: int = 0,
-                 pool_size: int = 40, size: int = 256):
+                 pool_size: int = 40, size: int = 256, software_trigger: bool = False,
+                 exposure_us: float | None = None):
         self.part_type, self.rate, self.defect_rate, self.seed = part_type, rate, defect_rate, seed
+        self.software_trigger, self.exposure_s = software_trigger, (exposure_us or 0.0) / 1e6
         self.pool_size, self.size = pool_size, size
-        self.name = f"simulated {part_type} line at {rate:g}/s"
+        self.name = (f"simulated {part_type} camera, software-triggered" if software_trigger
+                     else f"simulated {part_type} line at {rate:g}/s")
         self.good: list[np.ndarray] = []
         self.bad: list[np.ndarray] = []
         self.rng = np.random.default_rng(seed)
@@ -42,6 +47,10 @@ class SimulatedLine:
         self.next_at = time.monotonic()
 
     def read(self, timeout: float) -> Frame | None:
+        if self.software_trigger:  # the trigger fired: expose and read out one frame now
+            if self.exposure_s:
+                time.sleep(self.exposure_s)
+            return self._frame()
         wait = self.next_at - time.monotonic()
         if wait > timeout:
             time.sleep(timeout)
@@ -49,6 +58,9 @@ class SimulatedLine:
         if wait > 0:
             time.sleep(wait)
         self.next_at = max(self.next_at + 1.0 / self.rate, time.monotonic() - 1.0)
+        return self._frame()
+
+    def _frame(self) -> Frame:
         fid = self.ids.next()
         pool = self.bad if self.rng.random() < self.defect_rate else self.good
         image = pool[int(self.rng.integers(len(pool)))]

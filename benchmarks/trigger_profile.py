@@ -1,0 +1,165 @@
+"""Where a trigger's time goes: timestamps at each hand-off inside a triggered station, per trigger.
+
+    python benchmarks/trigger_profile.py [--count 200] [--rate 10] [--fps 100] [--software-trigger]
+
+The station (the line runner in trigger mode, Modbus TCP, the simulated flange camera, the shipped model)
+runs in this process with its hand-offs wrapped to take a timestamp; the simulated PLC (`inspection plc-sim`
+over Modbus) runs in its own process and reports each trigger's trigger -> Result Ready latency. Segments:
+
+    received    the PLC's trigger write taken by the Modbus server (core.trigger called)
+    worker      the handshake's worker thread starts the inspection
+    frame       the freshest frame after the trigger is in hand (the frame wait)
+    model       decoded and inspected (the model)
+    queued      the publish thread picks the result up
+    committed   the record is in the outbox (images of a FAIL, overlay, the durable commit)
+    answered    the result is in the handshake's buffer (Result Ready from now on)
+    visible     the first Modbus read that shows Result Ready with this sequence number
+
+Times are monotonic (CLOCK_MONOTONIC is shared by the two processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent))
+
+from line_support import CLI  # noqa: E402
+from trigger_support import TriggeredRunner, trigger_config  # noqa: E402
+
+from inspection.line.trigger_publish import TriggeredPublishStage  # noqa: E402
+from inspection.plant.modbus import ModbusStation  # noqa: E402
+
+SEGMENTS = ("received", "worker", "frame", "model", "queued", "committed", "answered", "visible")
+stamps: dict[int, dict[str, float]] = defaultdict(dict)
+current = threading.local()
+
+
+def _mark(seq: int | None, what: str) -> None:
+    if seq is not None and what not in stamps[seq]:
+        stamps[seq][what] = time.monotonic()
+
+
+def instrument(runner) -> None:
+    """Wrap the hand-offs of a started triggered runner."""
+    mode = runner.trigger_mode
+    core = mode.plant.core
+    trigger, inspect = core.trigger, core._inspect
+
+    def timed_trigger(part_id: str = ""):
+        t = time.monotonic()
+        answer = trigger(part_id)
+        stamps[answer.sequence]["received"] = t
+        return answer
+
+    def timed_inspect(trig):
+        current.seq = trig.sequence
+        _mark(trig.sequence, "worker")
+        return inspect(trig)
+
+    core.trigger, core._inspect = timed_trigger, timed_inspect
+    frames = mode.frames
+    take_after = frames.take_after
+
+    def timed_take(when, timeout):
+        frame = take_after(when, timeout)
+        _mark(getattr(current, "seq", None), "frame")
+        return frame
+
+    frames.take_after = timed_take
+    for model in {id(m): m for m in mode.models.values()}.values():
+        original = model.inspect
+
+        def timed_model(image, name=None, _original=original):
+            result = _original(image, name=name)
+            _mark(getattr(current, "seq", None), "model")
+            return result
+
+        model.inspect = timed_model
+
+    def on_change() -> None:
+        snap = core.snapshot()
+        if snap.last is not None:
+            _mark(snap.last.sequence, "answered")
+
+    core.subscribe(on_change)
+
+
+def _wrap_publish_and_modbus() -> None:
+    commit = TriggeredPublishStage._commit
+
+    def timed_commit(self, outbox, item, result, image):
+        seq = item.trigger.sequence if getattr(item, "trigger", None) else None
+        _mark(seq, "queued")
+        out = commit(self, outbox, item, result, image)
+        _mark(seq, "committed")
+        return out
+
+    TriggeredPublishStage._commit = timed_commit  # type: ignore[method-assign]
+    refresh = ModbusStation._refresh
+
+    def timed_refresh(self, registers, start):
+        refresh(self, registers, start)
+        snap = self.core.snapshot()
+        if snap.presented is not None:
+            _mark(snap.presented.sequence, "visible")
+
+    ModbusStation._refresh = timed_refresh  # type: ignore[method-assign]
+
+
+def _stats(values: list[float]) -> str:
+    a = np.array(values)
+    return f"p50 {np.percentile(a, 50):6.2f}  p90 {np.percentile(a, 90):6.2f}  p99 {np.percentile(a, 99):6.2f}  " \
+           f"max {a.max():6.2f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--count", type=int, default=200)
+    ap.add_argument("--rate", type=float, default=10.0)
+    ap.add_argument("--fps", type=float, default=100.0)
+    ap.add_argument("--software-trigger", action="store_true", help="the camera grabs one frame per trigger")
+    args = ap.parse_args()
+    _wrap_publish_and_modbus()
+    with tempfile.TemporaryDirectory() as tmp:
+        source = {"kind": "simulated", "rate": args.fps, "defect_rate": 0.2}
+        if args.software_trigger:
+            source["trigger"] = "software"
+        cfg = trigger_config(Path(tmp), source=source)
+        report = Path(tmp) / "plc.json"
+        with TriggeredRunner(cfg) as runner:
+            instrument(runner)
+            load = os.getloadavg()
+            subprocess.run([*CLI, "plc-sim", "--protocol", "modbus", "--port", str(cfg.plant.modbus.port),
+                            "--rate", str(args.rate), "--count", str(args.count), "--no-buffer-check",
+                            "--report", str(report)], check=True, stdout=subprocess.DEVNULL)
+        client = json.loads(report.read_text())["latencies_ms"]
+    seqs = sorted(s for s in stamps if all(k in stamps[s] for k in SEGMENTS))
+    print(f"{len(seqs)} of {len(client)} triggers fully stamped; camera {args.fps:g} frames/s"
+          f"{' (software trigger)' if args.software_trigger else ''}, {args.rate:g} parts/s; load average {load}")
+    for a, b in itertools.pairwise(SEGMENTS):
+        print(f"  {a:>9} -> {b:<9} {_stats([(stamps[s][b] - stamps[s][a]) * 1e3 for s in seqs])} ms")
+    inside = [(stamps[s]["visible"] - stamps[s]["received"]) * 1e3 for s in seqs]
+    total = [client[s - 1] for s in seqs if s - 1 < len(client)]
+    print(f"  {'received':>9} -> {'visible':<9} {_stats(inside)} ms  (inside the station)")
+    print(f"  {'PLC':>9} total     {_stats(total)} ms  (trigger write to Result Ready read, plc-sim)")
+    print(f"  {'PLC':>9} overhead  {_stats([t - i for t, i in zip(total, inside, strict=False)])} ms  "
+          "(the Modbus round trips and polling around it)")
+
+
+if __name__ == "__main__":
+    main()
