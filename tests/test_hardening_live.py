@@ -128,3 +128,14 @@ def test_every_client_that_keeps_up_gets_every_event(server):
         t.join(timeout=60)
     done.set()
     assert [len(s & sent) for s in seen] == [len(sent)] * clients
+
+
+def test_a_stored_result_is_framed_exactly_as_its_live_event():
+    from edge_service.ingest_rules import IngestResult
+    from edge_service.live import result_frame, sse_frame
+
+    for verdict in ("PASS", "FAIL"):
+        r = IngestResult.model_validate(make_result(verdict=verdict, score=0.9 if verdict == "FAIL" else 0.1))
+        event = LiveEvent.model_construct(**dict(r), station_path=r.station.path)
+        assert result_frame(r, r.station.path) == sse_frame(event)
+        assert json.loads(result_frame(r, r.station.path)[len(b"event: result\ndata: "):])["station_path"] == STATION

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from edge_service import store
-from edge_service.api_models import IngestBatch, IngestResponse, LiveEvent, ResultDetail, ResultPage, ReviewState
+from edge_service.api_models import IngestBatch, IngestResponse, ResultDetail, ResultPage, ReviewState
 from edge_service.auth import Principal
 from edge_service.dependencies import Database, Feed, Ingest, Reader, Settings
 from edge_service.errors import Forbidden, InvalidResult, NotFound, documented
@@ -43,8 +43,7 @@ def _announce(feed: LiveFeed, batch: Sequence[InspectionResult], stored: list[st
     if not feed.subscribers or not stored:  # only pay for the live events when someone watches
         return
     new = set(stored)
-    feed.publish([LiveEvent.model_construct(**dict(r), station_path=r.station.path) for r in batch
-                  if r.station and str(r.inspection_id) in new])
+    feed.publish_results([r for r in batch if r.station and str(r.inspection_id) in new])
 
 
 @router.post("", responses=documented(400, 401, 403, 413, 422, 503,
