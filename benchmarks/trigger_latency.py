@@ -1,14 +1,16 @@
 """Trigger -> Result Ready latency of a triggered station, over OPC UA and over Modbus TCP.
 
-    python benchmarks/trigger_latency.py [--rates 10,20] [--count 300] [--fps 100]
+    python benchmarks/trigger_latency.py [--rates 10,20] [--count 300] [--fps 100] [--camera free|software]
 
 `inspection run` in its own process, in trigger mode ([plant]: Modbus TCP and OPC UA with Basic256Sha256
 SignAndEncrypt and a user), the simulated flange camera free-running at --fps frames/s and the shipped
-default model (1 inference thread). The simulated PLC (plc-sim's PlcSimulator) triggers --count parts at
-each rate over each protocol, checks every answer and measures from the trigger write/call to Result Ready
-with that sequence number read back. So each figure includes: the protocol round trips, waiting for the first
-frame captured after the trigger (up to 1/fps), decoding, the model, and the durable outbox commit. Raw
-latencies go to benchmarks/results/trigger_latency.json, with the CPU model, its flags and the load average.
+default model (1 inference thread); with ``--camera software`` the simulated camera is software-triggered
+instead (it grabs one frame when the trigger asks for it, as a triggered GigE camera does: no frame wait).
+The simulated PLC (plc-sim's PlcSimulator) triggers --count parts at each rate over each protocol, checks
+every answer and measures from the trigger write/call to Result Ready with that sequence number read back.
+So each figure includes: the protocol round trips, waiting for the first frame captured after the trigger
+(up to 1/fps when free-running), decoding, the model, and the durable outbox commit. Raw latencies go to
+benchmarks/results/trigger_latency.json, with the CPU model, its flags and the load average.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def cpu_info() -> dict:
             "python": platform.python_version()}
 
 
-def start_station(workdir: Path, fps: float) -> tuple[subprocess.Popen, dict]:
+def start_station(workdir: Path, fps: float, camera: str = "free") -> tuple[subprocess.Popen, dict]:
     ports = {"opcua": free_port(), "modbus": free_port(), "status": free_port()}
     plant = f"""
 [plant]
@@ -68,7 +70,8 @@ port = {ports['opcua']}
 cert_dir = "{workdir / 'pki'}"
 users = [{{ name = "{USER}", password_env = "BENCH_OPCUA_PASSWORD" }}]
 """
-    cfg = write_config(workdir / "station.toml", f'kind = "simulated"\nrate = {fps}\ndefect_rate = 0.2',
+    trigger = '\ntrigger = "software"' if camera == "software" else ""
+    cfg = write_config(workdir / "station.toml", f'kind = "simulated"\nrate = {fps}\ndefect_rate = 0.2{trigger}',
                        status_port=ports["status"], extra=plant)
     proc = subprocess.Popen([*CLI, "run", "--config", str(cfg)], stdout=subprocess.DEVNULL,
                             env={**os.environ, "BENCH_OPCUA_PASSWORD": PASSWORD})
@@ -101,12 +104,14 @@ def main() -> None:
     ap.add_argument("--rates", default="10,20")
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--fps", type=float, default=100.0, help="simulated camera frames per second")
+    ap.add_argument("--camera", choices=["free", "software"], default="free",
+                    help="free-running at --fps, or software-triggered (one frame per trigger)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "trigger_latency.json")
     args = ap.parse_args()
     runs = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, ports = start_station(Path(tmp), args.fps)
+        proc, ports = start_station(Path(tmp), args.fps, args.camera)
         try:
             for protocol in ("opcua", "modbus"):
                 for rate in (float(r) for r in args.rates.split(",")):
@@ -122,7 +127,8 @@ def main() -> None:
             proc.wait(60)
     report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": cpu_info(),
               "load_average_before": load_before, "load_average_after": os.getloadavg(),
-              "camera_fps": args.fps, "station_processing_ms": (status.get("trigger") or {}).get("counters"),
+              "camera": args.camera, "camera_fps": args.fps if args.camera == "free" else None,
+              "station_processing_ms": (status.get("trigger") or {}).get("counters"),
               "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
