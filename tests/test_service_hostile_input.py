@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from service_support import make_result
+from service_support import STATION, make_result
 
 
 def _count(service) -> int:
@@ -64,6 +64,14 @@ def test_a_query_parameter_given_twice_is_refused(service, path):
     res = service.client.get(path, params=[("station", "a"), ("station", "b")], headers=service.h("qa"))
     assert res.status_code == 422, res.text
     assert "station" in res.json()["message"] and "more than once" in res.json()["message"]
+
+
+@pytest.mark.parametrize("param", ["station", "model_version"])
+def test_control_characters_in_threshold_evidence_queries_are_refused(service, param):
+    params = {"station": STATION, param: "a\x00b"}  # a NUL gave 503 on PostgreSQL
+    res = service.get("/api/v1/qa/thresholds/evidence", role="qa", **params)
+    assert res.status_code == 422, res.text
+    assert f"query.{param}" in res.json()["message"] and "control characters" in res.json()["message"]
 
 
 def test_edge_of_the_range_is_accepted(service):

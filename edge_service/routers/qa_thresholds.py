@@ -11,17 +11,17 @@ from edge_service import qa_audit, qa_thresholds
 from edge_service.auth import Principal
 from edge_service.dependencies import Admin, Database, Reader, Reviewer, principal
 from edge_service.errors import Forbidden, documented
-from edge_service.ingest_rules import Line330
+from edge_service.ingest_rules import Line64, Line330
 from edge_service.qa_models import Assignment, AuditEntry, ThresholdEvidence, ThresholdIn
 
 router = APIRouter(prefix="/api/v1", tags=["thresholds"])
-StationPath = Annotated[str, Query(min_length=1, max_length=330, description="site/area/line/cell/station")]
+StationPath = Annotated[Line330, Query(min_length=1, description="site/area/line/cell/station")]
 
 
 @router.get("/qa/thresholds/evidence", responses=documented(401, 403, 422))
 def threshold_evidence(
     _who: Reader, engine: Database, station: StationPath,
-    model_version: Annotated[str | None, Query(max_length=64)] = None,
+    model_version: Line64 | None = None,
     target_frr: Annotated[float, Query(gt=0, lt=1, allow_inf_nan=False,
                                        description="target false-reject rate, e.g. 0.01")] = 0.01,
     at: Annotated[float | None, Query(allow_inf_nan=False, description="rates at this threshold")] = None,
