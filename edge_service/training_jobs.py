@@ -93,7 +93,7 @@ class TrainingJobs:
         with self._lock:
             return TrainingJob.model_validate_json(path.read_text())
 
-    def list(self, limit: int = 50) -> list[TrainingJob]:
+    def newest(self, limit: int = 50) -> list[TrainingJob]:
         """Newest first."""
         found = [TrainingJob.model_validate_json(p.read_text()) for p in self.root.glob("*/job.json")]
         return sorted(found, key=lambda j: j.created_at, reverse=True)[:limit]
@@ -130,7 +130,7 @@ class TrainingJobs:
         if job.state not in ACTIVE_STATES or worker is None:
             raise JobConflict(f"training job {job_id} is {job.state}; only a queued or running job can be cancelled")
         worker.stop = ("cancelled", f"cancelled by {who}")
-        self._log(worker, worker.stop[1])
+        self._log(worker, f"cancelled by {who}")
         self._kill(worker)
         if worker.thread is not None:
             worker.thread.join(timeout=KILL_GRACE_S + 5)
@@ -141,7 +141,7 @@ class TrainingJobs:
         self.root.mkdir(parents=True, exist_ok=True)
         for leftover in self.root.glob(".staging-*"):
             shutil.rmtree(leftover, ignore_errors=True)
-        for job in self.list(limit=10**6):
+        for job in self.newest(limit=10**6):
             if job.state in ACTIVE_STATES:
                 self._kill_orphan(self.job_dir(job.id))
                 self.save(job.model_copy(update={

@@ -90,7 +90,7 @@ def start_job(
 @router.get("/jobs", responses=documented(401, 403))
 def list_jobs(_who: Reader, jobs: Jobs) -> list[TrainingJob]:
     """The newest 50 jobs, newest first."""
-    return jobs.list()
+    return jobs.newest()
 
 
 def _job(jobs: TrainingJobs, job_id: str) -> TrainingJob:
