@@ -191,7 +191,8 @@ class TrainingJobs:
         if worker.stop is not None:  # cancelled while it was being started
             self._kill(worker)
         job = job.model_copy(update={"stage": step.name})
-        saved = 0.0
+        self.save(job.model_copy(update={"log_tail": list(worker.tail)}))
+        saved = time.monotonic()
         assert proc.stdout is not None
         with (job_dir / "worker.log").open("a") as log_file:
             for raw in proc.stdout:

@@ -1,4 +1,5 @@
-"""The QA workstation's pages (review queue, part viewer, trends, thresholds); offline: assets from /static."""
+"""The QA workstation's pages (review queue, part viewer, trends, thresholds, training); offline: assets from
+/static."""
 
 from __future__ import annotations
 
@@ -38,3 +39,8 @@ def trends_page(settings: Settings) -> HTMLResponse:
 @router.get("/qa/thresholds", response_class=HTMLResponse)
 def thresholds_page(settings: Settings) -> HTMLResponse:
     return _page("qa_thresholds.html", not settings.insecure_local)
+
+
+@router.get("/qa/train", response_class=HTMLResponse)
+def training_page(settings: Settings) -> HTMLResponse:
+    return _page("qa_train.html", not settings.insecure_local)
