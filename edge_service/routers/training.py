@@ -44,7 +44,7 @@ def _version(given: str | None) -> str:
     return given or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
 
 
-@router.post("/jobs", status_code=201, responses=documented(401, 403, 409, 413, 422, described=DESCRIBED))
+@router.post("/jobs", status_code=201, responses=documented(400, 401, 403, 409, 413, 422, described=DESCRIBED))
 def start_job(
     who: Reviewer, engine: Database, images: Images, settings: Settings, jobs: Jobs,
     name: Annotated[str, Form(pattern=MODEL_NAME_PATTERN, description="the model's name")],
@@ -116,7 +116,7 @@ def cancel_job(job_id: str, who: Reviewer, jobs: Jobs) -> TrainingJob:
         raise Conflict(str(exc)) from None
 
 
-@router.post("/jobs/{job_id}/publish", responses=documented(401, 403, 404, 409, 422, described=DESCRIBED))
+@router.post("/jobs/{job_id}/publish", responses=documented(400, 401, 403, 404, 409, 422, described=DESCRIBED))
 def publish_job(job_id: str, who: Reviewer, engine: Database, settings: Settings, jobs: Jobs,
                 body: PublishIn | None = None) -> TrainingJob:
     """Add the trained model as a new model version (audited), so it can be assigned to stations."""
