@@ -9,11 +9,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from edge_service import model_assignments, model_store
+from edge_service import model_assignments, model_shadow, model_store, qa_audit
 from edge_service.auth import Principal
-from edge_service.dependencies import Database, Reviewer, Settings, principal
+from edge_service.dependencies import Database, Reader, Reviewer, Settings, principal
 from edge_service.errors import Forbidden, InvalidRequest, NotFound, Problem, documented
-from edge_service.qa_models import AssignmentIn, ModelVersion, RollbackIn, StationAssignment
+from edge_service.qa_models import (
+    AssignmentIn,
+    AuditEntry,
+    ModelVersion,
+    RollbackIn,
+    ShadowComparison,
+    StationAssignment,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -116,3 +123,24 @@ def rollback_assignment(station: str, body: RollbackIn, who: Reviewer, engine: D
     """Back to the previous assignment in one action (audited); 409 when there is none."""
     return _assignment_errors(lambda: model_assignments.rollback(engine, station.strip("/"), body.reason,
                                                                   who.name))
+
+
+ASSIGNMENT_ACTIONS = ("model_assign", "model_rollback", "threshold")
+
+
+@router.get("/stations/{station:path}/assignment/audit", responses=documented(401, 403, 404, 422))
+def assignment_audit(station: str, _who: Reader, engine: Database,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[AuditEntry]:
+    """The station's assignment changes (models assigned, rolled back, thresholds applied), newest first."""
+    path = station.strip("/")
+    model_assignments.station_assignment(engine, path)  # an unknown station is refused
+    return [e for e in qa_audit.entries(engine, limit, path) if e.action in ASSIGNMENT_ACTIONS]
+
+
+@router.get("/qa/shadow", responses=documented(401, 403, 422))
+def shadow_comparison(_who: Reader, engine: Database,
+                      station: Annotated[str, Query(min_length=1, max_length=330)],
+                      limit: Annotated[int, Query(ge=1, le=20000, description="newest results read")] = 2000,
+                      ) -> ShadowComparison:
+    """Live against shadow verdicts on the station's newest results that carry a shadow verdict."""
+    return model_shadow.compare(engine, station.strip("/"), limit)
