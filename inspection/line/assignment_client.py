@@ -18,10 +18,11 @@ import re
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from inspection.errors import InspectionError
 
@@ -53,7 +54,7 @@ class Assignment(BaseModel):
 
     station: str | None = None
     model_version: str | None = None
-    threshold: float | None = None
+    threshold: Annotated[float, Strict()] | None = None  # checked finite and positive when applied
     updated_by: str | None = None
     updated_at: datetime | None = None
     model: AssignedModel | None = None

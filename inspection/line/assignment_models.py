@@ -97,8 +97,8 @@ class Judge:
 
 
 def valid_threshold(threshold: float | None) -> float | None:
-    if threshold is not None and not (isinstance(threshold, int | float) and math.isfinite(threshold)
-                                      and threshold > 0):
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)
+                                  or not math.isfinite(threshold) or threshold <= 0):
         raise ValueError(f"threshold {threshold!r} is not a finite positive number")
     return threshold
 
