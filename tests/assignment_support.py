@@ -30,6 +30,7 @@ class ModelService(ServiceProcess):
     """`inspection serve` with a qa token: models uploaded and assigned as QA does it."""
 
     def __init__(self, workdir: Path):
+        workdir.mkdir(parents=True, exist_ok=True)
         super().__init__(workdir)
         self.qa = self._token("qa")
 
