@@ -98,3 +98,17 @@ def test_operators_see_models_but_cannot_change_them(qa_server, chromium, tmp_pa
     refused = httpx.put(f"{qa_server.url}/api/v1/stations/{STATION}/assignment", headers=qa_server.h("operator"),
                         json={"model_name": "demo_flange", "model_version": "1", "reason": "x"})
     assert refused.status_code == 403
+
+
+def test_shadow_comparison_table(qa_server, chromium, tmp_path):
+    from test_models_service import post_shadow_results
+
+    post_shadow_results(qa_server.post)
+    p = Page(chromium, qa_server, "qa", f"/qa/models#station={STATION}", tmp_path)
+    page = p.page
+    page.wait_for_selector("#shadow tr.pair")
+    cells = page.locator("#shadow tr.pair td").all_text_contents()
+    assert cells == ["demo 1", "demo_flange 2", "8", "62.5 %", "3", "2", "1", "2"]
+    assert page.locator("#shadow tr.disagreement").count() == 3
+    assert page.locator("#shadow tr.disagreement a").first.text_content() == "S-7"
+    p.finish("models-shadow")
