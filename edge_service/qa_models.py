@@ -222,6 +222,23 @@ class RollbackIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000, description="why (audited)")
 
 
+class _PrefixIn(BaseModel):
+    station_prefix: str = Field(min_length=1, max_length=330, description="site, site/area, ... (whole segments)")
+
+    @field_validator("station_prefix")
+    @classmethod
+    def _whole_segments(cls, prefix: str) -> str:
+        return check_station_prefix(prefix)
+
+
+class PrefixAssignmentIn(AssignmentIn, _PrefixIn):
+    """The same assignment for every registered station under a prefix."""
+
+
+class PrefixRollbackIn(RollbackIn, _PrefixIn):
+    """Every station under a prefix back to its previous assignment (all or none)."""
+
+
 class AuditEntry(BaseModel):
     id: int
     at: datetime

@@ -268,3 +268,39 @@ def test_shadow_comparison_from_stored_records(service):
     assert service.get("/api/v1/qa/shadow", station=STATION, limit=2).json()["scanned"] == 2
     assert service.get("/api/v1/qa/shadow", station=OTHER).json() == {"station": OTHER, "scanned": 0, "pairs": []}
     assert service.get("/api/v1/qa/shadow", station="plant9/a/b/c/d").status_code == 422
+
+
+def test_assign_and_roll_back_every_station_under_a_prefix(service):
+    assert _upload(service, ms.ours()).status_code == 201 and _upload(service, ms.variant("2")).status_code == 201
+
+    def put(body):
+        return service.client.put("/api/v1/qa/assignments", json=body, headers=service.h("qa"))
+
+    def back(prefix):
+        return service.client.post("/api/v1/qa/assignments/rollback", json={"station_prefix": prefix,
+                                                                             "reason": "back"}, headers=service.h("qa"))
+
+    def versions():
+        return [service.get(f"/api/v1/stations/{s}/assignment").json()["model"] for s in (STATION, OTHER)]
+
+    for body, status, why in (({**V1, "station_prefix": "plant9"}, 404, "no registered station under 'plant9'"),
+                              ({**V1, "station_prefix": "plant1/"}, 422, "station_prefix"),
+                              ({**V1, "model_version": "9", "station_prefix": "plant1"}, 404, "no model")):
+        res = put(body)
+        assert res.status_code == status and why in res.json()["message"], res.text
+    assert versions() == [None, None] and _audit(service, "model_assign") == []
+    assert service.client.put("/api/v1/qa/assignments", json={**V1, "station_prefix": "plant1"},
+                              headers=service.h("operator")).status_code == 403
+    res = put({**V1, "station_prefix": "plant1/area1"})
+    assert res.status_code == 200 and [a["station"] for a in res.json()] == sorted([STATION, OTHER])
+    assert [m["version"] for m in versions()] == ["1", "1"]
+    assert len(_audit(service, "model_assign")) == 2
+    res = back("plant1/area1")  # neither has an earlier assignment
+    assert res.status_code == 409 and STATION in res.json()["message"] and OTHER in res.json()["message"]
+    assert _assign(service, {**V1, "model_version": "2"}).status_code == 200  # STATION only
+    res = back("plant1/area1")  # OTHER has none: nothing rolled back
+    assert res.status_code == 409 and OTHER in res.json()["message"] and STATION not in res.json()["message"]
+    assert [m["version"] for m in versions()] == ["2", "1"] and _audit(service, "model_rollback") == []
+    res = back("plant1/area1/line1")
+    assert res.status_code == 200 and [a["model"]["version"] for a in res.json()] == ["1"]
+    assert [m["version"] for m in versions()] == ["1", "1"]

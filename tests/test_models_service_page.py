@@ -112,3 +112,30 @@ def test_shadow_comparison_table(qa_server, chromium, tmp_path):
     assert page.locator("#shadow tr.disagreement").count() == 3
     assert page.locator("#shadow tr.disagreement a").first.text_content() == "S-7"
     p.finish("models-shadow")
+
+
+def test_assign_to_every_station_under_a_prefix_in_the_page(qa_server, chromium, tmp_path):
+    from service_support import OTHER
+
+    res = httpx.post(f"{qa_server.url}/api/v1/models", content=ms.ours(),
+                     headers={**qa_server.h("qa"), "Content-Type": "application/octet-stream"})
+    assert res.status_code == 201, res.text
+    p = Page(chromium, qa_server, "qa", f"/qa/models#station={STATION}", tmp_path)
+    page = p.page
+    page.wait_for_selector("#models tr[data-model='demo_flange/1']")
+    options = page.locator("#a-scope option").all_text_contents()
+    assert options[0] == "this station only" and "all 2 stations under plant1/area1" in options
+    page.select_option("#a-scope", "plant1/area1")
+    page.fill("#a-reason", "whole area")
+    page.click("#assign")
+    _wait_text(page, "#assign-message", "Assigned: demo_flange 1 on 2 stations under plant1/area1")
+    _wait_text(page, "#current-model", "demo_flange 1")
+    page.click("#rollback")  # no reason given: refused, named
+    _wait_text(page, "#rollback-message", "Not rolled back")
+    assert "reason" in page.text_content("#rollback-message")
+    page.fill("#rollback-reason", "undo")
+    page.click("#rollback")  # neither station has an earlier assignment: 409 named in the page
+    _wait_text(page, "#rollback-message", "no earlier assignment")
+    for station in (STATION, OTHER):
+        polled = httpx.get(f"{qa_server.url}/api/v1/stations/{station}/assignment", headers=qa_server.h("qa")).json()
+        assert polled["model"]["version"] == "1"

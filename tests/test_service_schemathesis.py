@@ -80,7 +80,8 @@ OPEN_POSITIVE = {("POST", "/api/v1/results"), ("GET", "/api/v1/results"), ("GET"
                  # assignment must name an uploaded model and a registered station, rollback needs an earlier one
                  ("POST", "/api/v1/models"), ("PUT", "/api/v1/stations/{station}/assignment"),
                  ("POST", "/api/v1/stations/{station}/assignment/rollback"),
-                 ("GET", "/api/v1/stations/{station}/assignment/audit"), ("GET", "/api/v1/qa/shadow")}
+                 ("GET", "/api/v1/stations/{station}/assignment/audit"), ("GET", "/api/v1/qa/shadow"),
+                 ("PUT", "/api/v1/qa/assignments"), ("POST", "/api/v1/qa/assignments/rollback")}
 
 
 def _excluded(case) -> list:

@@ -1,5 +1,6 @@
 """Models on the service: upload (checked to be one of ours), list, get, download; a station's assignment
-(model, threshold, shadow candidate) and its rollback. Changes need qa or admin and are audited."""
+(model, threshold, shadow candidate) and its rollback, also for every station under a prefix; the page's
+reads (a station's assignment changes, the shadow comparison). Changes need qa or admin and are audited."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from edge_service.qa_models import (
     AssignmentIn,
     AuditEntry,
     ModelVersion,
+    PrefixAssignmentIn,
+    PrefixRollbackIn,
     RollbackIn,
     ShadowComparison,
     StationAssignment,
@@ -123,6 +126,21 @@ def rollback_assignment(station: str, body: RollbackIn, who: Reviewer, engine: D
     """Back to the previous assignment in one action (audited); 409 when there is none."""
     return _assignment_errors(lambda: model_assignments.rollback(engine, station.strip("/"), body.reason,
                                                                   who.name))
+
+
+@router.put("/qa/assignments", responses=documented(400, 401, 403, 404, 422))
+def assign_model_under_prefix(body: PrefixAssignmentIn, who: Reviewer, engine: Database) -> list[StationAssignment]:
+    """The same assignment for every registered station under a prefix, in one transaction (audited per
+    station); 404 when no station lies under it."""
+    return _assignment_errors(lambda: model_assignments.assign_prefix(engine, body.station_prefix, body, who.name))
+
+
+@router.post("/qa/assignments/rollback", responses=documented(400, 401, 403, 404, 409, 422))
+def rollback_under_prefix(body: PrefixRollbackIn, who: Reviewer, engine: Database) -> list[StationAssignment]:
+    """Every station under a prefix back to its previous assignment; 409 (and nothing changed) when one of
+    them has none."""
+    return _assignment_errors(lambda: model_assignments.rollback_prefix(engine, body.station_prefix, body.reason,
+                                                                         who.name))
 
 
 ASSIGNMENT_ACTIONS = ("model_assign", "model_rollback", "threshold")

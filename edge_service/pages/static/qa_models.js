@@ -3,8 +3,22 @@
 // action, the station's current and previous assignment, its changes, and the shadow comparison.
 (() => {
   const { $, call, el, headers, showError, fmtTime } = window.qa;
-  let me = null, models = [];
+  let me = null, models = [], stations = [], hasPrevious = false;
   const station = () => $("a-station").value;
+  const scope = () => $("a-scope").value;  // "" = the station only, else a prefix: every station under it
+  const under = (p) => stations.filter((s) => s === p || s.startsWith(p + "/"));
+
+  // a prefix's stations may have earlier assignments even when this one has none: the service answers
+  function rollbackState() { if (me.can_review) $("rollback").disabled = !hasPrevious && !scope(); }
+
+  function fillScopes() {  // the station itself, then each prefix it lies under with how many stations that is
+    const parts = station().split("/"), options = [new Option("this station only", "")];
+    for (let n = parts.length - 1; n >= 1; n--) {
+      const p = parts.slice(0, n).join("/");
+      options.push(new Option("all " + under(p).length + " stations under " + p, p));
+    }
+    $("a-scope").replaceChildren(...options);
+  }
   const num = (v, d) => (typeof v === "number" ? v.toFixed(d === undefined ? 4 : d) : "—");
   const pct = (v) => (typeof v === "number" ? (100 * v).toFixed(1) + " %" : "—");
   const label = (m) => (m ? m.name + " " + m.version : "—");
@@ -52,7 +66,8 @@
     const prev = a.previous[0];
     $("previous-model").textContent = prev ? (prev.model ? label(prev.model) : "no model") + " · threshold " +
       (prev.threshold === null ? "model's own" : num(prev.threshold)) + (prev.shadow ? " · shadow " + label(prev.shadow) : "") : "none (nothing to roll back to)";
-    if (me.can_review) $("rollback").disabled = !prev;
+    hasPrevious = Boolean(prev);
+    rollbackState();
   }
 
   function summary(json) {  // an audit value (JSON of an assignment) in a few words
@@ -138,8 +153,13 @@
     const body = { model_name: m.name, model_version: m.version, threshold: t === "" ? null : t, reason: $("a-reason").value.trim(),
       shadow: sh ? { model_name: sh.name, model_version: sh.version } : null };
     try {
-      const a = await call("PUT", "/api/v1/stations/" + station() + "/assignment", body);
-      say("assign-message", true, "Assigned: " + label(a.model) + " on " + a.station + " by " + a.updated_by);
+      if (scope()) {
+        const all = await call("PUT", "/api/v1/qa/assignments", Object.assign({ station_prefix: scope() }, body));
+        say("assign-message", true, "Assigned: " + label(all[0].model) + " on " + all.length + " stations under " + scope() + " by " + all[0].updated_by);
+      } else {
+        const a = await call("PUT", "/api/v1/stations/" + station() + "/assignment", body);
+        say("assign-message", true, "Assigned: " + label(a.model) + " on " + a.station + " by " + a.updated_by);
+      }
       $("a-reason").value = "";
       await reload();
     } catch (err) { say("assign-message", false, "Not assigned: " + err.message); }
@@ -148,9 +168,15 @@
   async function rollback(e) {
     e.preventDefault();
     $("rollback-message").textContent = ""; $("assign-message").textContent = "";
+    const reason = $("rollback-reason").value.trim();
     try {
-      const a = await call("POST", "/api/v1/stations/" + station() + "/assignment/rollback", { reason: $("rollback-reason").value.trim() });
-      say("rollback-message", true, "Rolled back: " + (a.model ? label(a.model) : "no model") + " on " + a.station + " by " + a.updated_by);
+      if (scope()) {
+        const all = await call("POST", "/api/v1/qa/assignments/rollback", { station_prefix: scope(), reason });
+        say("rollback-message", true, "Rolled back: " + all.length + " stations under " + scope() + " by " + all[0].updated_by);
+      } else {
+        const a = await call("POST", "/api/v1/stations/" + station() + "/assignment/rollback", { reason });
+        say("rollback-message", true, "Rolled back: " + (a.model ? label(a.model) : "no model") + " on " + a.station + " by " + a.updated_by);
+      }
       $("rollback-reason").value = "";
       await reload();
     } catch (err) { say("rollback-message", false, "Not rolled back: " + err.message); }
@@ -163,16 +189,18 @@
       $("readonly").textContent = "Read only: your role (" + me.role + ") can see models and assignments but not upload, assign or roll back.";
       for (const id of ["upload", "assign", "rollback"]) $(id).disabled = true;
     }
-    const stations = await call("GET", "/api/v1/stations");
+    stations = await call("GET", "/api/v1/stations");
     $("a-station").replaceChildren(...stations.map((p) => new Option(p, p)));
     const wanted = new URLSearchParams(location.hash.slice(1)).get("station");
     if (wanted && stations.includes(wanted)) $("a-station").value = wanted;
+    fillScopes();
     await reload();
   }
 
   $("upload-form").addEventListener("submit", upload);
   $("assign-form").addEventListener("submit", assign);
   $("rollback-form").addEventListener("submit", rollback);
-  $("a-station").addEventListener("change", reload);
+  $("a-station").addEventListener("change", () => { fillScopes(); reload(); });
+  $("a-scope").addEventListener("change", rollbackState);
   window.qa.boot(start);
 })();
