@@ -15,6 +15,7 @@ from edge_service.model_store import download_url
 from edge_service.qa_audit import record
 from edge_service.qa_models import AssignedModel, Assignment, AssignmentIn, StationAssignment
 from edge_service.store import UnknownStation
+from inspection.schema import under_prefix
 
 MAX_PREVIOUS = 20  # earlier assignments kept for rollback
 SNAPSHOT_FIELDS = ("model_name", "model_version", "model_sha256", "threshold", "shadow_model_name",
@@ -121,37 +122,86 @@ def _checked_model(conn: Connection, name: str, version: str, what: str):
     return row
 
 
+def _models_for(conn: Connection, body: AssignmentIn):
+    live = _checked_model(conn, body.model_name, body.model_version, "model")
+    shadow = None
+    if body.shadow is not None:
+        shadow = _checked_model(conn, body.shadow.model_name, body.shadow.model_version, "shadow")
+        if shadow.sha256 == live.sha256:
+            raise AssignmentRefused("shadow: the candidate is the live model itself; pick another version")
+    return live, shadow
+
+
+def _assign_one(conn: Connection, station: str, live, shadow, body: AssignmentIn, actor: str) -> None:
+    old = _current(conn, station)
+    values = {"model_name": live.name, "model_version": live.version, "model_sha256": live.sha256,
+              "threshold": body.threshold, "shadow_model_name": shadow.name if shadow else None,
+              "shadow_model_version": shadow.version if shadow else None, "updated_by": actor}
+    write(conn, station, old, values, pushed(old))
+    record(conn, actor, "model_assign", station, json.dumps(snapshot(old)) if old else None,
+           json.dumps({k: values[k] for k in SNAPSHOT_FIELDS}), body.reason)
+
+
 def assign(engine: Engine, station: str, body: AssignmentIn, actor: str) -> StationAssignment:
     """Assign a model version (threshold: override, or null for the model's own; optional shadow)."""
     with engine.begin() as conn:
         _checked_station(conn, station)
-        live = _checked_model(conn, body.model_name, body.model_version, "model")
-        shadow = None
-        if body.shadow is not None:
-            shadow = _checked_model(conn, body.shadow.model_name, body.shadow.model_version, "shadow")
-            if shadow.sha256 == live.sha256:
-                raise AssignmentRefused("shadow: the candidate is the live model itself; pick another version")
-        old = _current(conn, station)
-        values = {"model_name": live.name, "model_version": live.version, "model_sha256": live.sha256,
-                  "threshold": body.threshold, "shadow_model_name": shadow.name if shadow else None,
-                  "shadow_model_version": shadow.version if shadow else None, "updated_by": actor}
-        write(conn, station, old, values, pushed(old))
-        record(conn, actor, "model_assign", station, json.dumps(snapshot(old)) if old else None,
-               json.dumps({k: values[k] for k in SNAPSHOT_FIELDS}), body.reason)
+        live, shadow = _models_for(conn, body)
+        _assign_one(conn, station, live, shadow, body, actor)
         return read(conn, station)
+
+
+def stations_under(conn: Connection, prefix: str) -> list[str]:
+    found = [p for p in conn.execute(select(stations.c.path).order_by(stations.c.path)).scalars()
+             if under_prefix(p, prefix)]
+    if not found:
+        raise NotAssignable(f"no registered station under {prefix!r}")
+    return found
+
+
+def assign_prefix(engine: Engine, prefix: str, body: AssignmentIn, actor: str) -> list[StationAssignment]:
+    """The same assignment for every station under a prefix, all in one transaction (one audit entry each)."""
+    with engine.begin() as conn:
+        targets = stations_under(conn, prefix)
+        live, shadow = _models_for(conn, body)
+        for station in targets:
+            _assign_one(conn, station, live, shadow, body, actor)
+        return [read(conn, station) for station in targets]
+
+
+def _history(row) -> list[dict[str, Any]]:
+    return json.loads(row.previous or "[]") if row is not None else []
+
+
+def _rollback_one(conn: Connection, station: str, reason: str, actor: str) -> None:
+    old = _current(conn, station)
+    history = _history(old)
+    if not history:
+        raise NothingToRollBack(f"station {station} has no earlier assignment to roll back to")
+    target = history[0]
+    values = {f: target.get(f) for f in SNAPSHOT_FIELDS if f != "updated_by"} | {"updated_by": actor}
+    write(conn, station, old, values, history[1:])
+    record(conn, actor, "model_rollback", station, json.dumps(snapshot(old)),
+           json.dumps({k: values[k] for k in SNAPSHOT_FIELDS}), reason)
 
 
 def rollback(engine: Engine, station: str, reason: str, actor: str) -> StationAssignment:
     """Back to the previous assignment (NothingToRollBack when there is none)."""
     with engine.begin() as conn:
         _checked_station(conn, station)
-        old = _current(conn, station)
-        history = json.loads(old.previous or "[]") if old is not None else []
-        if not history:
-            raise NothingToRollBack(f"station {station} has no earlier assignment to roll back to")
-        target = history[0]
-        values = {f: target.get(f) for f in SNAPSHOT_FIELDS if f != "updated_by"} | {"updated_by": actor}
-        write(conn, station, old, values, history[1:])
-        record(conn, actor, "model_rollback", station, json.dumps(snapshot(old)),
-               json.dumps({k: values[k] for k in SNAPSHOT_FIELDS}), reason)
+        _rollback_one(conn, station, reason, actor)
         return read(conn, station)
+
+
+def rollback_prefix(engine: Engine, prefix: str, reason: str, actor: str) -> list[StationAssignment]:
+    """Every station under the prefix back one step, or none of them (NothingToRollBack names those with no
+    earlier assignment)."""
+    with engine.begin() as conn:
+        targets = stations_under(conn, prefix)
+        bare = [s for s in targets if not _history(_current(conn, s))]
+        if bare:
+            raise NothingToRollBack(f"no earlier assignment to roll back to at {', '.join(bare[:10])}; "
+                                    "nothing was rolled back")
+        for station in targets:
+            _rollback_one(conn, station, reason, actor)
+        return [read(conn, station) for station in targets]
