@@ -1,6 +1,7 @@
 """The training page in Debian's headless Chromium: pick a folder of good images (zipped by the page) and a
 folder of labelled defects, start, watch the progress, read the report, publish; the model is then listed
-as a new version. A bad folder shows the service's message naming the file. No request leaves localhost."""
+as a new version on the models page. A bad folder shows the service's message naming the file. No request
+leaves localhost."""
 
 from __future__ import annotations
 
@@ -60,6 +61,9 @@ def test_train_from_a_folder_and_publish(qa_server, chromium, tmp_path):
     p.finish("trained-and-published")
     models = httpx.get(f"{qa_server.url}/api/v1/models", headers=qa_server.h("qa")).json()
     assert [(m["name"], m["version"], m["uploaded_by"]) for m in models] == [("flange-browser", "3", "qa-anna")]
+    page.click("nav a[href='/qa/models']")  # the new version is on the models page, ready to be assigned
+    page.wait_for_function("document.getElementById('models').textContent.includes('flange-browser')")
+    p.finish("published-on-the-models-page")
     operator = Page(chromium, qa_server, "operator", "/qa/train", tmp_path)
     operator.page.wait_for_function("document.body.dataset.ready === '1'")
     assert operator.page.is_visible("#readonly") and operator.page.is_disabled("#start")
