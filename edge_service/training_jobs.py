@@ -196,7 +196,7 @@ class TrainingJobs:
         assert proc.stdout is not None
         with (job_dir / "worker.log").open("a") as log_file:
             for raw in proc.stdout:
-                line = raw.rstrip("\n")
+                line = raw.strip()
                 parsed = training_worker.progress_of(line) if step.name == "training" else None
                 if parsed is not None:
                     stage, fraction = parsed

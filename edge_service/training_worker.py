@@ -65,11 +65,21 @@ def progress_of(line: str) -> tuple[str, float] | None:
 
 
 def error_of(log_tail: list[str], returncode: int, step: str) -> str:
-    """The worker's own message ("error: ..."), else the exit code."""
+    """The worker's own message ("error: ..."), else its last line (a traceback's exception) and exit code."""
     for line in reversed(log_tail):
         if line.startswith("error: "):
             return f"{step} failed: {line[len('error: '):]}"
-    return f"{step} failed: the worker exited with code {returncode}"
+    last = f": {log_tail[-1]}" if log_tail else ""
+    return f"{step} failed: the worker exited with code {returncode}{last}"
+
+
+def runtime_missing() -> str | None:
+    """Which of the trainer's packages this installation lacks (a service-only install has none of them),
+    found without importing them; None when training can run."""
+    import importlib.util
+
+    missing = [m for m in ("onnxruntime", "onnx", "cv2") if importlib.util.find_spec(m) is None]
+    return ", ".join(missing) or None
 
 
 def _load(path: Path) -> dict:

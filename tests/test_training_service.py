@@ -6,6 +6,7 @@ the next start and its orphaned worker killed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,10 +23,11 @@ from fastapi.testclient import TestClient
 from line_support import ServiceProcess
 from service_support import STATION, make_result, png_bytes
 
-from edge_service import auth, store
+from edge_service import auth, store, training_worker
 from edge_service.app import ServiceSettings, create_app
 from edge_service.settings import TrainingSettings
 from edge_service.training_models import TrainingJob
+from inspection.cli.progress_json import JsonLinesProgress, progress_line
 from inspection.schema import StationContext
 
 JOBS = "/api/v1/training/jobs"
@@ -308,3 +310,22 @@ def test_upload_over_the_training_body_limit_is_413(tmp_path, line):
         res = api.start(ts.zip_bytes(ts.good_members(line)))
         assert res.status_code == 413 and "200000" in res.json()["message"]
         assert api.job_dirs() == []
+
+
+def test_progress_json_lines_of_the_trainer(capsys):
+    for _ in JsonLinesProgress(range(4), desc="features", mininterval=0):
+        pass
+    lines = [json.loads(x)["progress"] for x in capsys.readouterr().err.splitlines()]
+    assert lines[0] == {"stage": "features", "done": 0, "total": 4, "fraction": 0.0}
+    assert lines[-1] == {"stage": "features", "done": 4, "total": 4, "fraction": 1.0}
+    assert training_worker.progress_of(progress_line("features", 2, 4)) == ("features", 0.25 + 0.4 * 0.5)
+    assert training_worker.progress_of(progress_line("coreset", 9, 9))[0] == training_worker.FITTING
+    assert training_worker.progress_of("wrote model.onnx") is None
+
+
+def test_an_installation_without_the_trainer_refuses_with_503(api, line, monkeypatch):
+    assert training_worker.runtime_missing() is None  # this one has it
+    monkeypatch.setattr(training_worker, "runtime_missing", lambda: "onnxruntime, onnx")  # a service-only install
+    res = api.start(ts.zip_bytes(ts.good_members(line)))
+    assert res.status_code == 503 and "onnxruntime, onnx not installed" in res.json()["message"]
+    assert api.job_dirs() == []

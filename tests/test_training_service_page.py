@@ -11,6 +11,7 @@ import httpx
 import qa_support
 import training_support as ts
 from qa_support import Page
+from service_support import STATION, make_result
 
 qa_server, chromium = qa_support.qa_server, qa_support.chromium  # fixtures
 
@@ -69,3 +70,26 @@ def test_train_from_a_folder_and_publish(qa_server, chromium, tmp_path):
     assert operator.page.is_visible("#readonly") and operator.page.is_disabled("#start")
     assert operator.page.is_hidden("#publish")  # the last job is shown, read only
     operator.finish("operator-read-only")
+
+
+def test_train_from_a_stations_good_results(qa_server, chromium, tmp_path):
+    line = ts.small_line(tmp_path / "data")
+    goods = sorted((line / "train" / "good").glob("*.png"))[:12]
+    rows = [make_result(station=STATION, verdict="PASS", score=0.2) for _ in goods]
+    rows.append(make_result(station=STATION, verdict="PASS", score=0.1))  # no image kept: not offered
+    qa_server.post(rows)
+    for row, path in zip(rows, goods, strict=False):
+        qa_server.put_image(row["inspection_id"], "original", path.read_bytes())
+    p = Page(chromium, qa_server, "qa", "/qa/train", tmp_path)
+    page = p.page
+    page.wait_for_function("document.body.dataset.ready === '1'")
+    page.fill("#name", "from-results")
+    page.select_option("#preset", "fast")
+    page.check("input[name=source][value=results]")
+    page.select_option("#station", STATION)
+    page.wait_for_function("document.getElementById('results-count').textContent.startsWith('12 good results')")
+    page.click("#start")
+    page.wait_for_function("document.body.dataset.jobState === 'succeeded'", timeout=240_000)
+    assert "10 good images for the model, 2 held out" in page.text_content("#job-summary")
+    assert "threshold" in page.text_content("#report") and page.is_visible("#publish")
+    p.finish("trained-from-results")

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
-from edge_service import qa_audit, training_staging
+from edge_service import qa_audit, training_staging, training_worker
 from edge_service.dependencies import Database, Images, Reader, Reviewer, Settings
 from edge_service.errors import InvalidRequest, NotFound, Problem, documented
 from edge_service.training_jobs import JobConflict, JobNotFound, JobsBusy, TrainingJobs, now
@@ -23,6 +23,10 @@ class Conflict(Problem):
     status, reason = 409, "conflict"
 
 
+class TrainingUnavailable(Problem):
+    status, reason = 503, "training_unavailable"
+
+
 def get_jobs(request: Request) -> TrainingJobs:
     return request.app.state.training
 
@@ -30,7 +34,8 @@ def get_jobs(request: Request) -> TrainingJobs:
 Jobs = Annotated[TrainingJobs, Depends(get_jobs)]
 DESCRIBED = {409: "another training job is running (one at a time by default), or the job's state forbids it",
              413: "the upload passed the training body limit (512 MB by default)",
-             422: "a bad field, or an upload refused: the message names the zip member or result and the problem"}
+             422: "a bad field, or an upload refused: the message names the zip member or result and the problem",
+             503: "this installation has no training runtime (onnxruntime, onnx, opencv)"}
 
 
 def _upload(file: UploadFile | None):
@@ -44,7 +49,7 @@ def _version(given: str | None) -> str:
     return given or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
 
 
-@router.post("/jobs", status_code=201, responses=documented(400, 401, 403, 409, 413, 422, described=DESCRIBED))
+@router.post("/jobs", status_code=201, responses=documented(400, 401, 403, 409, 413, 422, 503, described=DESCRIBED))
 def start_job(
     who: Reviewer, engine: Database, images: Images, settings: Settings, jobs: Jobs,
     name: Annotated[str, Form(pattern=MODEL_NAME_PATTERN, description="the model's name")],
@@ -60,6 +65,9 @@ def start_job(
 ) -> TrainingJob:
     """Check every image, then start training in a worker process (at most one job at a time by default)."""
     good_zip, defects_zip = _upload(good), _upload(defects)
+    if missing := training_worker.runtime_missing():
+        raise TrainingUnavailable(f"this installation cannot train: {missing} not installed (install the full "
+                                  "inspection package, not the service alone)")
     try:
         jobs.check_capacity()
         ids = training_staging.parse_result_ids(result_ids)

@@ -5,6 +5,7 @@ as the results service's training worker reads them to show the stage and how fa
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from typing import Any
@@ -18,10 +19,12 @@ def progress_line(stage: str, done: float, total: float | None) -> str:
 
 
 class JsonLinesProgress(tqdm):
-    """A tqdm that writes :func:`progress_line` JSON lines to stderr in place of its bar."""
+    """A tqdm that writes :func:`progress_line` JSON lines to stderr in place of its bar (tqdm's own writes,
+    such as the carriage return that clears a bar, go nowhere)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         kwargs.setdefault("mininterval", 0.5)
+        kwargs["file"] = io.StringIO()
         super().__init__(*args, **kwargs)
 
     def display(self, msg: str | None = None, pos: int | None = None) -> bool:
