@@ -94,16 +94,16 @@ def _member_name(info: zipfile.ZipInfo, what: str) -> str | None:
     label = f"{what} zip member {name!r}"
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
         raise UploadRejected(f"{label}: absolute path (paths inside the zip must be relative)")
-    parts = name.replace("\\", "/").split("/")
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
     if ".." in parts:
         raise UploadRejected(f"{label}: path leaves the zip's folder ('..')")
     if stat.S_ISLNK(info.external_attr >> 16):
         raise UploadRejected(f"{label}: symbolic link (only plain files are taken)")
-    if info.is_dir() or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts if p):
+    if info.is_dir() or not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts):
         return None
     if info.flag_bits & 0x1:
         raise UploadRejected(f"{label}: encrypted")
-    return "/".join(p for p in parts if p)
+    return "/".join(parts)
 
 
 def open_zip(upload: BinaryIO, what: str, limits: TrainingSettings) -> tuple[zipfile.ZipFile, list[tuple[
