@@ -94,8 +94,13 @@ class TrainingJobs:
             return TrainingJob.model_validate_json(path.read_text())
 
     def newest(self, limit: int = 50) -> list[TrainingJob]:
-        """Newest first."""
-        found = [TrainingJob.model_validate_json(p.read_text()) for p in self.root.glob("*/job.json")]
+        """Newest first (a job folder whose job.json cannot be read is passed over, with a warning)."""
+        found = []
+        for path in self.root.glob("*/job.json"):
+            try:
+                found.append(TrainingJob.model_validate_json(path.read_text()))
+            except (OSError, ValueError) as exc:
+                log.warning("training job file %s unreadable: %s", path, str(exc).splitlines()[0])
         return sorted(found, key=lambda j: j.created_at, reverse=True)[:limit]
 
     def running(self) -> list[str]:
@@ -138,7 +143,8 @@ class TrainingJobs:
 
     def recover(self) -> None:
         """At start: jobs left running or queued were interrupted; kill their workers if still alive."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.root.is_dir():  # no job yet (the folder is made by the first upload)
+            return
         for leftover in self.root.glob(".staging-*"):
             shutil.rmtree(leftover, ignore_errors=True)
         for job in self.newest(limit=10**6):
