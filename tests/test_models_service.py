@@ -304,3 +304,32 @@ def test_assign_and_roll_back_every_station_under_a_prefix(service):
     res = back("plant1/area1/line1")
     assert res.status_code == 200 and [a["model"]["version"] for a in res.json()] == ["1"]
     assert [m["version"] for m in versions()] == ["1", "1"]
+
+
+def test_a_multipart_form_is_refused_with_how_to_send_the_file(service):
+    res = service.client.post(UPLOAD, files={"file": ("m.onnx", ms.ours())}, headers=service.h("qa"))
+    assert res.status_code == 422 and "application/octet-stream" in res.json()["message"]
+    assert service.get(UPLOAD).json() == []
+
+
+def test_uploads_at_the_same_time_store_one_version(service):
+    """Two uploads of the same file, and two different files under one name and version, racing: one row
+    each time, the loser of a conflict refused and its file not left behind."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = service.client.app.state.settings
+
+    def add(data):
+        try:
+            return model_store.add_model(service.engine, settings, data, "racer")
+        except model_store.ModelConflict as exc:
+            return exc
+
+    with ThreadPoolExecutor(2) as pool:
+        same = list(pool.map(add, [ms.ours(), ms.ours()]))
+    assert same[0] == same[1] and len(service.get(UPLOAD).json()) == 1
+    with ThreadPoolExecutor(2) as pool:
+        outcome = list(pool.map(add, [ms.variant("3", threshold=0.8), ms.variant("3", threshold=0.9)]))
+    stored = [o for o in outcome if not isinstance(o, Exception)]
+    assert len(stored) == 1 and sum(isinstance(o, model_store.ModelConflict) for o in outcome) == 1
+    assert sorted(_files(service)) == sorted(f"{m['sha256']}.onnx" for m in service.get(UPLOAD).json())
