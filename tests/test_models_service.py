@@ -333,3 +333,25 @@ def test_uploads_at_the_same_time_store_one_version(service):
     stored = [o for o in outcome if not isinstance(o, Exception)]
     assert len(stored) == 1 and sum(isinstance(o, model_store.ModelConflict) for o in outcome) == 1
     assert sorted(_files(service)) == sorted(f"{m['sha256']}.onnx" for m in service.get(UPLOAD).json())
+
+
+def test_default_limit_cuts_a_chunked_upload_off_at_64_mb(tmp_path):
+    """Against the real server: a chunked upload is refused with 413 once it passes 64 MB, the connection
+    closed and the rest never read."""
+    from service_support import RunningServer
+    from test_hardening_body_limits import ChunkedUpload
+
+    from edge_service import auth
+    from edge_service.app import ServiceSettings, create_app
+    from edge_service.settings import MAX_MODEL_BYTES
+
+    app = create_app(ServiceSettings(database_url=f"sqlite:///{tmp_path / 'r.db'}", image_dir=tmp_path / "img"))
+    upgrade(app.state.engine)
+    token = auth.create_token(app.state.engine, "q", "qa").token
+    with RunningServer(app) as running:
+        upload = ChunkedUpload(running.port, "POST", UPLOAD, {"Authorization": f"Bearer {token}", **OCTET})
+        assert upload.send(20 * 1024 * 1024)  # a model of 20 MB would still be read
+        upload.send(200 * 1024 * 1024)
+        status, body, closed = upload.answer()
+    assert status == 413 and str(MAX_MODEL_BYTES) in body["message"] and closed
+    assert upload.sent < MAX_MODEL_BYTES + 16 * 1024 * 1024, upload.sent
