@@ -355,3 +355,24 @@ def test_default_limit_cuts_a_chunked_upload_off_at_64_mb(tmp_path):
         status, body, closed = upload.answer()
     assert status == 413 and str(MAX_MODEL_BYTES) in body["message"] and closed
     assert upload.sent < MAX_MODEL_BYTES + 16 * 1024 * 1024, upload.sent
+
+
+def test_two_assignments_at_once_keep_each_other_in_the_history(service):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edge_service import model_assignments
+    from edge_service.qa_models import AssignmentIn
+
+    for data in (ms.ours(), ms.variant("2"), ms.variant("3")):
+        assert _upload(service, data).status_code == 201
+    assert _assign(service, V1).status_code == 200
+
+    def assign(version):
+        body = AssignmentIn(model_name="demo_flange", model_version=version, reason=f"racer {version}")
+        return model_assignments.assign(service.engine, STATION, body, f"racer-{version}")
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(assign, ["2", "3"]))
+    final = _polled(service)
+    chain = [final["model"]["version"]] + [p["model"]["version"] for p in final["previous"]]
+    assert sorted(chain[:2]) == ["2", "3"] and chain[2:] == ["1"], chain
