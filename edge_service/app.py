@@ -25,6 +25,7 @@ from edge_service.routers import (
     health,
     images,
     live,
+    models,
     pages,
     qa,
     qa_pages,
@@ -75,7 +76,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     register_error_handlers(app)
     for module in (health, results, reviews, images, stats, live, admin, pages, docs):
         app.include_router(module.router)
-    for qa_module in (qa, qa_trends, qa_thresholds, qa_pages):  # the QA workstation
+    for qa_module in (qa, qa_trends, qa_thresholds, models, qa_pages):  # the QA workstation
         app.include_router(qa_module.router)
     app.mount("/static", pages.static_files(), name="static")
     app.mount(docs.ASSETS_URL, docs.asset_files(), name="docs-assets")

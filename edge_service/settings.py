@@ -7,6 +7,7 @@ from pathlib import Path
 
 MAX_BATCH = 1000  # results in one ingest request
 MAX_REQUEST_BYTES = 16 * 1024 * 1024  # by Content-Length, for every request
+MAX_MODEL_BYTES = 64 * 1024 * 1024  # a model upload, unless the settings say otherwise
 
 
 @dataclass
@@ -20,3 +21,9 @@ class ServiceSettings:
     retention_interval_s: float = 300.0
     image_max_pixels: int = 40_000_000  # an upload declaring more pixels is refused (413) before decoding
     max_future_skew_s: float = 3600.0  # how far a result's times may lie ahead of the service's clock
+    model_dir: Path | None = None  # uploaded model files; None: inspection-models beside the image folder
+    model_max_bytes: int = MAX_MODEL_BYTES  # the body limit of a model upload (POST /api/v1/models)
+
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir if self.model_dir is not None else self.image_dir.parent / "inspection-models"
