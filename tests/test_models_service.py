@@ -304,3 +304,75 @@ def test_assign_and_roll_back_every_station_under_a_prefix(service):
     res = back("plant1/area1/line1")
     assert res.status_code == 200 and [a["model"]["version"] for a in res.json()] == ["1"]
     assert [m["version"] for m in versions()] == ["1", "1"]
+
+
+def test_a_multipart_form_is_refused_with_how_to_send_the_file(service):
+    res = service.client.post(UPLOAD, files={"file": ("m.onnx", ms.ours())}, headers=service.h("qa"))
+    assert res.status_code == 422 and "application/octet-stream" in res.json()["message"]
+    assert service.get(UPLOAD).json() == []
+
+
+def test_uploads_at_the_same_time_store_one_version(service):
+    """Two uploads of the same file, and two different files under one name and version, racing: one row
+    each time, the loser of a conflict refused and its file not left behind."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = service.client.app.state.settings
+
+    def add(data):
+        try:
+            return model_store.add_model(service.engine, settings, data, "racer")
+        except model_store.ModelConflict as exc:
+            return exc
+
+    with ThreadPoolExecutor(2) as pool:
+        same = list(pool.map(add, [ms.ours(), ms.ours()]))
+    assert same[0] == same[1] and len(service.get(UPLOAD).json()) == 1
+    with ThreadPoolExecutor(2) as pool:
+        outcome = list(pool.map(add, [ms.variant("3", threshold=0.8), ms.variant("3", threshold=0.9)]))
+    stored = [o for o in outcome if not isinstance(o, Exception)]
+    assert len(stored) == 1 and sum(isinstance(o, model_store.ModelConflict) for o in outcome) == 1
+    assert sorted(_files(service)) == sorted(f"{m['sha256']}.onnx" for m in service.get(UPLOAD).json())
+
+
+def test_default_limit_cuts_a_chunked_upload_off_at_64_mb(tmp_path):
+    """Against the real server: a chunked upload is refused with 413 once it passes 64 MB, the connection
+    closed and the rest never read."""
+    from service_support import RunningServer
+    from test_hardening_body_limits import ChunkedUpload
+
+    from edge_service import auth
+    from edge_service.app import ServiceSettings, create_app
+    from edge_service.settings import MAX_MODEL_BYTES
+
+    app = create_app(ServiceSettings(database_url=f"sqlite:///{tmp_path / 'r.db'}", image_dir=tmp_path / "img"))
+    upgrade(app.state.engine)
+    token = auth.create_token(app.state.engine, "q", "qa").token
+    with RunningServer(app) as running:
+        upload = ChunkedUpload(running.port, "POST", UPLOAD, {"Authorization": f"Bearer {token}", **OCTET})
+        assert upload.send(20 * 1024 * 1024)  # a model of 20 MB would still be read
+        upload.send(200 * 1024 * 1024)
+        status, body, closed = upload.answer()
+    assert status == 413 and str(MAX_MODEL_BYTES) in body["message"] and closed
+    assert upload.sent < MAX_MODEL_BYTES + 16 * 1024 * 1024, upload.sent
+
+
+def test_two_assignments_at_once_keep_each_other_in_the_history(service):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edge_service import model_assignments
+    from edge_service.qa_models import AssignmentIn
+
+    for data in (ms.ours(), ms.variant("2"), ms.variant("3")):
+        assert _upload(service, data).status_code == 201
+    assert _assign(service, V1).status_code == 200
+
+    def assign(version):
+        body = AssignmentIn(model_name="demo_flange", model_version=version, reason=f"racer {version}")
+        return model_assignments.assign(service.engine, STATION, body, f"racer-{version}")
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(assign, ["2", "3"]))
+    final = _polled(service)
+    chain = [final["model"]["version"]] + [p["model"]["version"] for p in final["previous"]]
+    assert sorted(chain[:2]) == ["2", "3"] and chain[2:] == ["1"], chain

@@ -139,3 +139,68 @@ def test_assign_to_every_station_under_a_prefix_in_the_page(qa_server, chromium,
     for station in (STATION, OTHER):
         polled = httpx.get(f"{qa_server.url}/api/v1/stations/{station}/assignment", headers=qa_server.h("qa")).json()
         assert polled["model"]["version"] == "1"
+
+
+def test_a_model_assigned_in_the_page_judges_the_line_and_rolls_back(qa_server, chromium, tmp_path):
+    """End to end: the simulated line polls the service; a version assigned in the page (with the old one as
+    shadow) judges the next results, the shadow table fills from them, and the rollback in the page brings
+    the first version back; every result names the model that judged it."""
+    import itertools
+
+    from assignment_support import assignment_config
+    from line_support import wait_for
+
+    from inspection.line.config import load_config
+    from inspection.line.runner import LineRunner
+
+    for data in (ms.ours(), ms.variant("2")):
+        res = httpx.post(f"{qa_server.url}/api/v1/models", content=data,
+                         headers={**qa_server.h("qa"), "Content-Type": "application/octet-stream"})
+        assert res.status_code == 201, res.text
+    (tmp_path / "line").mkdir()
+    cfg = load_config(assignment_config(tmp_path / "line", qa_server.url, qa_server.tokens["edge"],
+                                        'kind = "simulated"\nrate = 10\nqueue_size = 32\ndefect_rate = 0.3'))
+    runner = LineRunner(cfg, flush_timeout=60)
+    runner.start()
+    try:
+        p = Page(chromium, qa_server, "qa", f"/qa/models#station={STATION}", tmp_path)
+        page = p.page
+        page.wait_for_selector("#models tr[data-model='demo_flange/2']")
+        page.select_option("#a-model", "1")
+        page.fill("#a-reason", "the model the line runs")
+        page.click("#assign")
+        _wait_text(page, "#current-model", "demo_flange 1")
+        wait_for(lambda: runner.counters.passed + runner.counters.rejected_parts >= 5, 60, "results of version 1")
+        page.select_option("#a-model", "0")
+        page.select_option("#a-shadow", "1")
+        page.fill("#a-reason", "promote version 2, keep 1 beside it")
+        page.click("#assign")
+        _wait_text(page, "#current-model", "demo_flange 2")
+        wait_for(lambda: runner.running_model().info.version == "2", 60, "the line to run version 2")
+        page.wait_for_timeout(1500)  # a few parts judged by version 2 with version 1 in shadow
+        page.reload()
+        page.wait_for_selector("#shadow tr.pair")
+        cells = page.locator("#shadow tr.pair td").all_text_contents()
+        assert cells[:2] == ["demo_flange 2", "demo_flange 1"] and int(cells[2]) >= 1
+        p.finish("models-line-shadow")
+        page.fill("#rollback-reason", "back to version 1")
+        page.click("#rollback")
+        _wait_text(page, "#rollback-message", "Rolled back: demo_flange 1")
+        wait_for(lambda: runner.running_model().info.version == "1", 60, "the line back on version 1")
+        page.wait_for_timeout(1000)
+    finally:
+        runner.stop()
+    items, cursor = [], None
+    while True:
+        params = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+        body = httpx.get(f"{qa_server.url}/api/v1/results", params=params, headers=qa_server.h("operator")).json()
+        items += body["items"]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    items.sort(key=lambda r: int(r["part_id"].rsplit("-", 1)[1]))
+    shas = {m["version"]: m["sha256"] for m in _models(qa_server)}
+    assert all(r["model"]["sha256"] == shas[r["model"]["version"]] for r in items)
+    assert [v for v, _ in itertools.groupby(r["model"]["version"] for r in items)] == ["1", "2", "1"]
+    assert all((r.get("shadow") or {}).get("model", {}).get("version") == "1"
+               for r in items if r["model"]["version"] == "2")

@@ -55,6 +55,9 @@ async def upload_model(request: Request, response: Response, who: Reviewer, engi
                        note: Annotated[str | None, Query(max_length=2000)] = None) -> ModelVersion:
     """Upload an ONNX model file (the raw bytes as the body). The service checks it is one of ours and reads
     its metadata (name, version, card); the same bytes again answer 200 with the stored version."""
+    if request.headers.get("content-type", "").lower().startswith("multipart/"):
+        raise ModelRefused("send the .onnx file's bytes as the body (Content-Type: application/octet-stream), "
+                           "not a multipart form; nothing stored")
     data = await request.body()
     try:
         before = await asyncio.to_thread(model_store.sha256_known, engine, data)
