@@ -82,3 +82,17 @@ def test_the_token_is_never_sent_off_the_service(tmp_path):
         "http://127.0.0.1:9/api/v1/models/a/2/file")
     assert not list(tmp_path.iterdir())  # nothing written
     client.close()
+
+
+def test_the_shadow_cost_is_measured_against_the_sources_pace():
+    from inspection.line.assignment_models import ShadowCost
+
+    cost = ShadowCost()
+    cost.observe(20.0, 20.0, at=100.0, count=10)
+    assert cost.interval_ms is None and not cost.over_budget()  # one frame: no pace yet
+    cost.observe(20.0, 20.0, at=101.0, count=30)  # 20 frames in one second (some dropped): 50 ms a frame
+    assert cost.interval_ms == pytest.approx(50.0) and not cost.over_budget()  # 40 ms of work fits
+    slow = ShadowCost()
+    for i in range(3):
+        slow.observe(30.0, 30.0, at=100.0 + i * 0.05, count=i + 1)  # 60 ms of work, a frame every 50 ms
+    assert slow.over_budget() and slow.interval_ms == pytest.approx(50.0)
