@@ -114,7 +114,8 @@ def add_model(engine: Engine, settings: ServiceSettings, data: bytes, actor: str
             _forget_file(engine, settings, sha256)
         return _existing(row, sha256)
     except Exception:
-        _forget_file(engine, settings, sha256)
+        with contextlib.suppress(Exception):  # the database may be down: an unreferenced file is harmless
+            _forget_file(engine, settings, sha256)
         raise
     stored = get_model(engine, checked.name, checked.version)
     assert stored is not None  # just committed

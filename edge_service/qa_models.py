@@ -222,6 +222,23 @@ class RollbackIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000, description="why (audited)")
 
 
+class _PrefixIn(BaseModel):
+    station_prefix: str = Field(min_length=1, max_length=330, description="site, site/area, ... (whole segments)")
+
+    @field_validator("station_prefix")
+    @classmethod
+    def _whole_segments(cls, prefix: str) -> str:
+        return check_station_prefix(prefix)
+
+
+class PrefixAssignmentIn(AssignmentIn, _PrefixIn):
+    """The same assignment for every registered station under a prefix."""
+
+
+class PrefixRollbackIn(RollbackIn, _PrefixIn):
+    """Every station under a prefix back to its previous assignment (all or none)."""
+
+
 class AuditEntry(BaseModel):
     id: int
     at: datetime
@@ -231,3 +248,35 @@ class AuditEntry(BaseModel):
     old_value: str | None
     new_value: str | None
     reason: str | None
+
+
+class ShadowDisagreement(BaseModel):
+    inspection_id: str
+    inspected_at: datetime
+    part_id: str | None
+    live_verdict: str
+    live_score: float
+    shadow_verdict: str
+    shadow_score: float
+
+
+class ShadowPair(BaseModel):
+    """Live against shadow verdicts of one live model and one candidate, on the same parts."""
+
+    live_model: str
+    live_version: str
+    shadow_model: str
+    shadow_version: str
+    compared: int
+    both_pass: int
+    both_fail: int
+    only_live_fail: int = Field(description="the live model failed the part, the candidate would have passed it")
+    only_shadow_fail: int = Field(description="the live model passed the part, the candidate would have failed it")
+    agreement: float
+    disagreements: list[ShadowDisagreement] = Field(description="the newest ones first")
+
+
+class ShadowComparison(BaseModel):
+    station: str
+    scanned: int = Field(description="results with a shadow verdict read (the newest)")
+    pairs: list[ShadowPair]

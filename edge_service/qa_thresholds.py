@@ -106,8 +106,7 @@ def apply_threshold(engine: Engine, station: str, threshold: float, model_versio
         raise ValueError(f"threshold {threshold!r} is not a finite positive number")
     with engine.begin() as conn:
         model_assignments.require_station(conn, station)
-        old = conn.execute(select(station_assignments)
-                           .where(station_assignments.c.station_path == station)).first()
+        old = model_assignments.current_for_update(conn, station)
         if old is not None and old.model_name is not None and model_version and model_version != old.model_version:
             raise model_assignments.AssignmentRefused(
                 f"model_version {model_version!r}: the station is assigned {old.model_name} version "

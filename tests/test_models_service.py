@@ -228,3 +228,151 @@ def test_migration_keeps_an_assignment_made_before_it(db_url):
         conn.execute(text("INSERT INTO station_assignments (station_path, updated_by, updated_at) "
                           "VALUES ('a/b/c/d/f', 'x', '2026-11-30 10:00:00')"))  # threshold may be null now
     engine.dispose()
+
+
+def _with_shadow(live: str, cand: str, minutes_ago: float, part: str) -> dict:
+    from datetime import UTC, datetime, timedelta
+
+    row = make_result(verdict=live, at=datetime.now(UTC) - timedelta(minutes=minutes_ago), part_id=part)
+    score = 0.8 if cand == "FAIL" else 0.4
+    row["shadow"] = {"model": {"name": "demo_flange", "version": "2", "sha256": "b" * 64}, "verdict": cand,
+                     "score": score, "threshold": 0.6}
+    return row
+
+
+SHADOW_ROWS = [("PASS", "PASS"), ("PASS", "PASS"), ("PASS", "PASS"), ("FAIL", "FAIL"), ("FAIL", "FAIL"),
+               ("FAIL", "PASS"), ("PASS", "FAIL"), ("PASS", "FAIL")]
+
+
+def post_shadow_results(post) -> list[dict]:
+    """Eight results with a shadow verdict (5 agree, 1 only live FAIL, 2 only candidate FAIL, the newest last)
+    and two without."""
+    rows = [_with_shadow(live, cand, 60 - i, f"S-{i}") for i, (live, cand) in enumerate(SHADOW_ROWS)]
+    rows += [make_result(verdict="FAIL"), make_result(verdict="PASS")]
+    post(rows)
+    return rows
+
+
+def test_shadow_comparison_from_stored_records(service):
+    post_shadow_results(lambda rows: service.post(rows).raise_for_status())
+    cmp = service.get("/api/v1/qa/shadow", station=STATION).json()
+    assert cmp["scanned"] == 8 and len(cmp["pairs"]) == 1
+    pair = cmp["pairs"][0]
+    assert (pair["live_model"], pair["live_version"], pair["shadow_model"], pair["shadow_version"]) == (
+        "demo", "1", "demo_flange", "2")
+    assert (pair["compared"], pair["both_pass"], pair["both_fail"], pair["only_live_fail"],
+            pair["only_shadow_fail"]) == (8, 3, 2, 1, 2)
+    assert pair["agreement"] == 5 / 8
+    assert [d["part_id"] for d in pair["disagreements"]] == ["S-7", "S-6", "S-5"]  # newest first
+    assert pair["disagreements"][0]["shadow_score"] == 0.8 and pair["disagreements"][0]["live_verdict"] == "PASS"
+    assert service.get("/api/v1/qa/shadow", station=STATION, limit=2).json()["scanned"] == 2
+    assert service.get("/api/v1/qa/shadow", station=OTHER).json() == {"station": OTHER, "scanned": 0, "pairs": []}
+    assert service.get("/api/v1/qa/shadow", station="plant9/a/b/c/d").status_code == 422
+
+
+def test_assign_and_roll_back_every_station_under_a_prefix(service):
+    assert _upload(service, ms.ours()).status_code == 201 and _upload(service, ms.variant("2")).status_code == 201
+
+    def put(body):
+        return service.client.put("/api/v1/qa/assignments", json=body, headers=service.h("qa"))
+
+    def back(prefix):
+        return service.client.post("/api/v1/qa/assignments/rollback", json={"station_prefix": prefix,
+                                                                             "reason": "back"}, headers=service.h("qa"))
+
+    def versions():
+        return [service.get(f"/api/v1/stations/{s}/assignment").json()["model"] for s in (STATION, OTHER)]
+
+    for body, status, why in (({**V1, "station_prefix": "plant9"}, 404, "no registered station under 'plant9'"),
+                              ({**V1, "station_prefix": "plant1/"}, 422, "station_prefix"),
+                              ({**V1, "model_version": "9", "station_prefix": "plant1"}, 404, "no model")):
+        res = put(body)
+        assert res.status_code == status and why in res.json()["message"], res.text
+    assert versions() == [None, None] and _audit(service, "model_assign") == []
+    assert service.client.put("/api/v1/qa/assignments", json={**V1, "station_prefix": "plant1"},
+                              headers=service.h("operator")).status_code == 403
+    res = put({**V1, "station_prefix": "plant1/area1"})
+    assert res.status_code == 200 and [a["station"] for a in res.json()] == sorted([STATION, OTHER])
+    assert [m["version"] for m in versions()] == ["1", "1"]
+    assert len(_audit(service, "model_assign")) == 2
+    res = back("plant1/area1")  # neither has an earlier assignment
+    assert res.status_code == 409 and STATION in res.json()["message"] and OTHER in res.json()["message"]
+    assert _assign(service, {**V1, "model_version": "2"}).status_code == 200  # STATION only
+    res = back("plant1/area1")  # OTHER has none: nothing rolled back
+    assert res.status_code == 409 and OTHER in res.json()["message"] and STATION not in res.json()["message"]
+    assert [m["version"] for m in versions()] == ["2", "1"] and _audit(service, "model_rollback") == []
+    res = back("plant1/area1/line1")
+    assert res.status_code == 200 and [a["model"]["version"] for a in res.json()] == ["1"]
+    assert [m["version"] for m in versions()] == ["1", "1"]
+
+
+def test_a_multipart_form_is_refused_with_how_to_send_the_file(service):
+    res = service.client.post(UPLOAD, files={"file": ("m.onnx", ms.ours())}, headers=service.h("qa"))
+    assert res.status_code == 422 and "application/octet-stream" in res.json()["message"]
+    assert service.get(UPLOAD).json() == []
+
+
+def test_uploads_at_the_same_time_store_one_version(service):
+    """Two uploads of the same file, and two different files under one name and version, racing: one row
+    each time, the loser of a conflict refused and its file not left behind."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = service.client.app.state.settings
+
+    def add(data):
+        try:
+            return model_store.add_model(service.engine, settings, data, "racer")
+        except model_store.ModelConflict as exc:
+            return exc
+
+    with ThreadPoolExecutor(2) as pool:
+        same = list(pool.map(add, [ms.ours(), ms.ours()]))
+    assert same[0] == same[1] and len(service.get(UPLOAD).json()) == 1
+    with ThreadPoolExecutor(2) as pool:
+        outcome = list(pool.map(add, [ms.variant("3", threshold=0.8), ms.variant("3", threshold=0.9)]))
+    stored = [o for o in outcome if not isinstance(o, Exception)]
+    assert len(stored) == 1 and sum(isinstance(o, model_store.ModelConflict) for o in outcome) == 1
+    assert sorted(_files(service)) == sorted(f"{m['sha256']}.onnx" for m in service.get(UPLOAD).json())
+
+
+def test_default_limit_cuts_a_chunked_upload_off_at_64_mb(tmp_path):
+    """Against the real server: a chunked upload is refused with 413 once it passes 64 MB, the connection
+    closed and the rest never read."""
+    from service_support import RunningServer
+    from test_hardening_body_limits import ChunkedUpload
+
+    from edge_service import auth
+    from edge_service.app import ServiceSettings, create_app
+    from edge_service.settings import MAX_MODEL_BYTES
+
+    app = create_app(ServiceSettings(database_url=f"sqlite:///{tmp_path / 'r.db'}", image_dir=tmp_path / "img"))
+    upgrade(app.state.engine)
+    token = auth.create_token(app.state.engine, "q", "qa").token
+    with RunningServer(app) as running:
+        upload = ChunkedUpload(running.port, "POST", UPLOAD, {"Authorization": f"Bearer {token}", **OCTET})
+        assert upload.send(20 * 1024 * 1024)  # a model of 20 MB would still be read
+        upload.send(200 * 1024 * 1024)
+        status, body, closed = upload.answer()
+    assert status == 413 and str(MAX_MODEL_BYTES) in body["message"] and closed
+    assert upload.sent < MAX_MODEL_BYTES + 16 * 1024 * 1024, upload.sent
+
+
+def test_two_assignments_at_once_keep_each_other_in_the_history(service):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edge_service import model_assignments
+    from edge_service.qa_models import AssignmentIn
+
+    for data in (ms.ours(), ms.variant("2"), ms.variant("3")):
+        assert _upload(service, data).status_code == 201
+    assert _assign(service, V1).status_code == 200
+
+    def assign(version):
+        body = AssignmentIn(model_name="demo_flange", model_version=version, reason=f"racer {version}")
+        return model_assignments.assign(service.engine, STATION, body, f"racer-{version}")
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(assign, ["2", "3"]))
+    final = _polled(service)
+    chain = [final["model"]["version"]] + [p["model"]["version"] for p in final["previous"]]
+    assert sorted(chain[:2]) == ["2", "3"] and chain[2:] == ["1"], chain

@@ -1,5 +1,6 @@
 """Models on the service: upload (checked to be one of ours), list, get, download; a station's assignment
-(model, threshold, shadow candidate) and its rollback. Changes need qa or admin and are audited."""
+(model, threshold, shadow candidate) and its rollback, also for every station under a prefix; the page's
+reads (a station's assignment changes, the shadow comparison). Changes need qa or admin and are audited."""
 
 from __future__ import annotations
 
@@ -9,11 +10,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from edge_service import model_assignments, model_store
+from edge_service import model_assignments, model_shadow, model_store, qa_audit
 from edge_service.auth import Principal
-from edge_service.dependencies import Database, Reviewer, Settings, principal
+from edge_service.dependencies import Database, Reader, Reviewer, Settings, principal
 from edge_service.errors import Forbidden, InvalidRequest, NotFound, Problem, documented
-from edge_service.qa_models import AssignmentIn, ModelVersion, RollbackIn, StationAssignment
+from edge_service.qa_models import (
+    AssignmentIn,
+    AuditEntry,
+    ModelVersion,
+    PrefixAssignmentIn,
+    PrefixRollbackIn,
+    RollbackIn,
+    ShadowComparison,
+    StationAssignment,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -45,6 +55,9 @@ async def upload_model(request: Request, response: Response, who: Reviewer, engi
                        note: Annotated[str | None, Query(max_length=2000)] = None) -> ModelVersion:
     """Upload an ONNX model file (the raw bytes as the body). The service checks it is one of ours and reads
     its metadata (name, version, card); the same bytes again answer 200 with the stored version."""
+    if request.headers.get("content-type", "").lower().startswith("multipart/"):
+        raise ModelRefused("send the .onnx file's bytes as the body (Content-Type: application/octet-stream), "
+                           "not a multipart form; nothing stored")
     data = await request.body()
     try:
         before = await asyncio.to_thread(model_store.sha256_known, engine, data)
@@ -116,3 +129,39 @@ def rollback_assignment(station: str, body: RollbackIn, who: Reviewer, engine: D
     """Back to the previous assignment in one action (audited); 409 when there is none."""
     return _assignment_errors(lambda: model_assignments.rollback(engine, station.strip("/"), body.reason,
                                                                   who.name))
+
+
+@router.put("/qa/assignments", responses=documented(400, 401, 403, 404, 422))
+def assign_model_under_prefix(body: PrefixAssignmentIn, who: Reviewer, engine: Database) -> list[StationAssignment]:
+    """The same assignment for every registered station under a prefix, in one transaction (audited per
+    station); 404 when no station lies under it."""
+    return _assignment_errors(lambda: model_assignments.assign_prefix(engine, body.station_prefix, body, who.name))
+
+
+@router.post("/qa/assignments/rollback", responses=documented(400, 401, 403, 404, 409, 422))
+def rollback_under_prefix(body: PrefixRollbackIn, who: Reviewer, engine: Database) -> list[StationAssignment]:
+    """Every station under a prefix back to its previous assignment; 409 (and nothing changed) when one of
+    them has none."""
+    return _assignment_errors(lambda: model_assignments.rollback_prefix(engine, body.station_prefix, body.reason,
+                                                                         who.name))
+
+
+ASSIGNMENT_ACTIONS = ("model_assign", "model_rollback", "threshold")
+
+
+@router.get("/stations/{station:path}/assignment/audit", responses=documented(401, 403, 404, 422))
+def assignment_audit(station: str, _who: Reader, engine: Database,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[AuditEntry]:
+    """The station's assignment changes (models assigned, rolled back, thresholds applied), newest first."""
+    path = station.strip("/")
+    model_assignments.station_assignment(engine, path)  # an unknown station is refused
+    return [e for e in qa_audit.entries(engine, limit, path) if e.action in ASSIGNMENT_ACTIONS]
+
+
+@router.get("/qa/shadow", responses=documented(401, 403, 422))
+def shadow_comparison(_who: Reader, engine: Database,
+                      station: Annotated[str, Query(min_length=1, max_length=330)],
+                      limit: Annotated[int, Query(ge=1, le=20000, description="newest results read")] = 2000,
+                      ) -> ShadowComparison:
+    """Live against shadow verdicts on the station's newest results that carry a shadow verdict."""
+    return model_shadow.compare(engine, station.strip("/"), limit)
