@@ -127,3 +127,17 @@ def test_no_service_and_no_cache_at_start_runs_the_configured_model_and_says_why
     assert a["last_success_at"] is None
     assert secret not in caplog.text and secret not in str(st)
     assert caplog.text.count("assignment: GET") == 1  # the same error logged once, then counted
+
+
+def test_stations_sharing_a_cache_keep_their_own_last_assignment(tmp_path):
+    from inspection.line.assignment_client import Assignment
+
+    other = STATION.rsplit("/", 1)[0] + "/st2"
+    mine, theirs = (AssignmentClient("http://127.0.0.1:9", None, s, tmp_path) for s in (STATION, other))
+    ref = AssignedModel(name="demo_flange", version="2", sha256="b" * 64)
+    theirs.save_applied(Assignment(station=other, model=ref))
+    assert mine.load_applied() is None and theirs.load_applied().model == ref
+    theirs.applied_file.rename(mine.applied_file)  # a file of another station under this one's name
+    with pytest.raises(AssignmentError, match=f"the assignment of station {other}, not {STATION}"):
+        mine.load_applied()
+    mine.close(), theirs.close()
