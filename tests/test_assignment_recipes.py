@@ -79,3 +79,32 @@ def test_the_assignment_switches_a_recipes_model_between_two_triggers(tmp_path):
         assert status["assignment"]["running"]["2"]["version"] == "2" and status["trigger"]["recipe"] == 2
     finally:
         service.stop()
+
+
+def test_shadow_verdicts_of_triggered_inspections_are_recorded(tmp_path):
+    from trigger_support import outbox_records
+
+    from inspection.line.assignment_models import Judge, with_threshold
+    from inspection.model.runtime import InspectionModel
+
+    cfg = trigger_config(tmp_path)
+    candidate = InspectionModel.load(model_version(default_model_path(), tmp_path / "v2.onnx", "2", threshold=0.4))
+    with TriggeredRunner(cfg) as runner:
+        core, judges = runner.trigger_mode.plant.core, runner.judges
+        first = core.trigger("S-0")
+        wait_for(lambda: core.snapshot().presented, 30, "the first result")
+        core.acknowledge(first.sequence)
+        live = judges.for_recipe(1).live
+        judges.swap({1: Judge(with_threshold(live, 0.45), "assignment", shadow=candidate)})  # as the poller does
+        for i in range(1, 6):
+            t = core.trigger(f"S-{i}")
+            wait_for(lambda t=t: core.snapshot().presented and core.snapshot().presented.sequence == t.sequence,
+                     30, f"result {i}")
+            core.acknowledge(t.sequence)
+    records = {r["part_id"]: r for r in outbox_records(cfg.outbox)}
+    assert records["S-0"]["shadow"] is None and records["S-0"]["threshold"] == live.meta.threshold
+    for i in range(1, 6):
+        r = records[f"S-{i}"]
+        assert r["threshold"] == 0.45 and r["recipe"] == "flange" and r["trigger_sequence"] == i + 1
+        assert r["shadow"]["model"]["version"] == "2" and r["shadow"]["threshold"] == 0.4
+        assert r["shadow"]["verdict"] == ("FAIL" if r["shadow"]["score"] > 0.4 else "PASS")
