@@ -53,6 +53,13 @@ class ModelService(ServiceProcess):
         assert res.status_code == 200, res.text
         return res.json()
 
+    def apply_threshold(self, threshold: float, station: str = STATION) -> dict:
+        """As the thresholds page applies one (POST /api/v1/stations/{path}/threshold)."""
+        with self._client() as c:
+            res = c.post(f"/api/v1/stations/{station}/threshold", json={"threshold": threshold, "reason": "test"})
+        assert res.status_code == 200, res.text
+        return res.json()
+
     def rollback(self, station: str = STATION) -> dict:
         with self._client() as c:
             res = c.post(f"/api/v1/stations/{station}/assignment/rollback", json={"reason": "test"})

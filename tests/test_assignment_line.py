@@ -171,3 +171,21 @@ def test_threshold_override_without_reload_and_shadow_mode(tmp_path, service):
         assert s["model"] == {"name": "demo_flange", "version": "2", "sha256": m2["sha256"]} and s["threshold"] == 0.3
         assert s["verdict"] == ("FAIL" if s["score"] > 0.3 else "PASS")
         assert abs(s["score"] - r["score"]) < 1e-4  # the same graph, the same frame
+
+
+def test_a_threshold_applied_on_the_thresholds_page_reaches_the_running_station(tmp_path, service):
+    cfg = load_config(assignment_config(tmp_path, service.url, service.edge, 'kind = "simulated"\nrate = 20'))
+    runner = LineRunner(cfg, flush_timeout=60)
+    runner.start()
+    try:
+        wait_for(lambda: _committed(runner) >= 10, 30, "results with the model's own threshold")
+        service.apply_threshold(0.5)  # no model assigned on the service: the threshold of the running model
+        wait_for(lambda: runner.running_model().threshold == 0.5, 30, "the applied threshold")
+        at = _committed(runner)
+        wait_for(lambda: _committed(runner) >= at + 10, 30, "results after it")
+    finally:
+        runner.stop()
+    own = read_metadata(V1).threshold
+    thresholds = [r["threshold"] for r in sorted(service.results(), key=lambda r: r["part_id"])]
+    assert _runs(thresholds) == [own, 0.5]  # from one frame to the next, never back
+    assert runner.status()["assignment"]["running"]["0"]["threshold_source"] == "assignment"

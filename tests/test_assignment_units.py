@@ -82,3 +82,62 @@ def test_the_token_is_never_sent_off_the_service(tmp_path):
         "http://127.0.0.1:9/api/v1/models/a/2/file")
     assert not list(tmp_path.iterdir())  # nothing written
     client.close()
+
+
+def test_the_shadow_cost_is_measured_against_the_sources_pace():
+    from inspection.line.assignment_models import ShadowCost
+
+    cost = ShadowCost()
+    cost.observe(20.0, 20.0, at=100.0, count=10)
+    assert cost.interval_ms is None and not cost.over_budget()  # one frame: no pace yet
+    cost.observe(20.0, 20.0, at=101.0, count=30)  # 20 frames in one second (some dropped): 50 ms a frame
+    assert cost.interval_ms == pytest.approx(50.0) and not cost.over_budget()  # 40 ms of work fits
+    slow = ShadowCost()
+    for i in range(3):
+        slow.observe(30.0, 30.0, at=100.0 + i * 0.05, count=i + 1)  # 60 ms of work, a frame every 50 ms
+    assert slow.over_budget() and slow.interval_ms == pytest.approx(50.0)
+
+
+def test_no_service_and_no_cache_at_start_runs_the_configured_model_and_says_why(tmp_path, caplog):
+    import logging
+
+    from line_support import wait_for
+    from service_support import free_port
+
+    from inspection.line.runner import LineRunner
+
+    secret = "insp_edge-secret-token"
+    cfg = parse_config({"station": STATION_KEYS, "outbox": str(tmp_path / "outbox.db"),
+                        "source": {"kind": "simulated", "rate": 20}, "images": {"dir": str(tmp_path / "img")},
+                        "status": {"port": 0},
+                        "service": {"url": f"http://127.0.0.1:{free_port()}", "token": secret},
+                        "assignment": {"enabled": True, "poll_interval_s": 0.1, "cache_dir": str(tmp_path / "m")}},
+                       "t")
+    caplog.set_level(logging.DEBUG)
+    runner = LineRunner(cfg, flush_timeout=0.5)
+    runner.start()
+    try:
+        wait_for(lambda: runner.counters.passed + runner.counters.rejected_parts >= 5, 30, "results")
+        st = wait_for(lambda: (s := runner.status())["assignment"]["errors"] >= 2 and s, 30, "poll retries")
+    finally:
+        runner.stop()
+    a = st["assignment"]
+    assert st["state"] == "running" and st["model"]["version"] == "1" and a["applied"] is None
+    assert "GET http://127.0.0.1:" in a["last_error"] and "/assignment" in a["last_error"]
+    assert a["last_success_at"] is None
+    assert secret not in caplog.text and secret not in str(st)
+    assert caplog.text.count("assignment: GET") == 1  # the same error logged once, then counted
+
+
+def test_stations_sharing_a_cache_keep_their_own_last_assignment(tmp_path):
+    from inspection.line.assignment_client import Assignment
+
+    other = STATION.rsplit("/", 1)[0] + "/st2"
+    mine, theirs = (AssignmentClient("http://127.0.0.1:9", None, s, tmp_path) for s in (STATION, other))
+    ref = AssignedModel(name="demo_flange", version="2", sha256="b" * 64)
+    theirs.save_applied(Assignment(station=other, model=ref))
+    assert mine.load_applied() is None and theirs.load_applied().model == ref
+    theirs.applied_file.rename(mine.applied_file)  # a file of another station under this one's name
+    with pytest.raises(AssignmentError, match=f"the assignment of station {other}, not {STATION}"):
+        mine.load_applied()
+    mine.close(), theirs.close()

@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from inspection.errors import InspectionError
 from inspection.line.assignment_client import AssignedModel, Assignment, AssignmentClient, AssignmentError
@@ -134,7 +135,8 @@ class AssignmentPoller:
         self.applied, self.targets = assignment, targets
         self._forget_unused()
         for n, judge in new.items():
-            log.warning("recipe %s: %s -> %s", n, _label(before[n]), _label(judge.describe()))
+            what = "model" if n == FREE_RUNNING else f"recipe {n}"
+            log.warning("%s swapped: %s -> %s", what, _label(before[n]), _label(judge.describe()))
         if new and self.on_swap:
             self.on_swap()
         if save:
@@ -193,12 +195,17 @@ class AssignmentPoller:
             assigned=self._describe(self.assigned), applied=self._describe(self.applied),
             in_sync=self.assigned is not None and self.applied is not None
             and self.assigned.wanted() == self.applied.wanted(),
-            last_poll_at=self.last_poll_at, last_success_at=self.last_success_at, last_error=self.last_error,
-            last_error_at=self.last_error_at, polls=self.polls, errors=self.errors, swaps=self.judges.swaps,
+            last_poll_at=_utc(self.last_poll_at), last_success_at=_utc(self.last_success_at),
+            last_error=self.last_error, last_error_at=_utc(self.last_error_at), polls=self.polls,
+            errors=self.errors, swaps=self.judges.swaps,
             shadow_ms=round(cost.shadow_ms, 3) if shadowing else None,
             live_ms=round(cost.live_ms, 3) if shadowing else None,
             frame_interval_ms=round(cost.interval_ms, 3) if shadowing and cost.interval_ms else None,
             shadow_over_budget=shadowing and cost.over_budget())
+
+
+def _utc(t: float | None) -> datetime | None:
+    return datetime.fromtimestamp(t, UTC) if t is not None else None
 
 
 def _label(d: dict) -> str:

@@ -4,8 +4,9 @@
 threshold (null: the model's own) and which shadow model the station should run. Model files are downloaded
 with the station's ``[service]`` token (in the Authorization header only: never in a URL or a log line) into
 ``cache_dir`` as a temp file, hashed while they arrive, and only renamed to ``<sha256>.onnx`` when the
-SHA-256 is the assignment's; anything else is refused and deleted. The last applied assignment is kept in
-``cache_dir/assignment.json`` so that a restart while the service is down runs what was assigned.
+SHA-256 is the assignment's; anything else is refused and deleted. The station's last applied assignment is
+kept in ``cache_dir/assignment-<site__area__line__cell__station>.json`` (stations on one box may share the
+cache) so that a restart while the service is down runs what was assigned.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 from inspection.errors import InspectionError
 
 SHA256 = r"^[0-9a-f]{64}$"
-ASSIGNMENT_FILE = "assignment.json"
 
 
 class AssignmentError(InspectionError):
@@ -74,8 +74,10 @@ class AssignmentClient:
         self.base_url = base_url.rstrip("/") + "/"
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(timeout=timeout_s, headers=headers, follow_redirects=False)
+        self.cache_dir, self.max_bytes, self.station_path = Path(cache_dir), max_bytes, station_path
         self.path = f"api/v1/stations/{quote(station_path, safe='/')}/assignment"
-        self.cache_dir, self.max_bytes = Path(cache_dir), max_bytes
+        # one file per station: stations on one box may share the cache (models are keyed by SHA-256)
+        self.applied_file = self.cache_dir / f"assignment-{station_path.replace('/', '__')}.json"
 
     def close(self) -> None:
         self.http.close()
@@ -157,16 +159,19 @@ class AssignmentClient:
             out.write(assignment.model_dump_json())
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, self.cache_dir / ASSIGNMENT_FILE)
+        os.replace(tmp, self.applied_file)
 
     def load_applied(self) -> Assignment | None:
-        path = self.cache_dir / ASSIGNMENT_FILE
+        path = self.applied_file
         try:
-            return Assignment.model_validate_json(path.read_bytes())
+            last = Assignment.model_validate_json(path.read_bytes())
         except FileNotFoundError:
             return None
         except (OSError, ValidationError) as exc:
             raise AssignmentError(f"{path}: cannot read the last assignment ({type(exc).__name__})") from None
+        if last.station not in (None, self.station_path):
+            raise AssignmentError(f"{path}: the assignment of station {last.station}, not {self.station_path}")
+        return last
 
 
 def _sha256(path: Path) -> str:

@@ -50,19 +50,21 @@ class ShadowCost:
 
     live_ms: float = 0.0
     shadow_ms: float = 0.0
-    interval_ms: float | None = None  # between two frames judged (free-running) or two triggers
-    _last: float | None = field(default=None, repr=False)
+    interval_ms: float | None = None  # between two frames the source gave (dropped ones too), or two triggers
+    _last: tuple[float, int] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def observe(self, live_ms: float, shadow_ms: float, at: float) -> None:
+    def observe(self, live_ms: float, shadow_ms: float, at: float, count: int) -> None:
+        """One frame judged: ``at`` its capture time (monotonic), ``count`` how many frames (or triggers) the
+        source has given so far, so the budget is the source's pace, not the pace the judges managed."""
         a = 0.1
         with self._lock:
             self.live_ms = live_ms if self.live_ms == 0 else (1 - a) * self.live_ms + a * live_ms
             self.shadow_ms = shadow_ms if self.shadow_ms == 0 else (1 - a) * self.shadow_ms + a * shadow_ms
-            if self._last is not None and at > self._last:
-                gap = (at - self._last) * 1e3
+            if self._last is not None and at > self._last[0] and count > self._last[1]:
+                gap = (at - self._last[0]) * 1e3 / (count - self._last[1])
                 self.interval_ms = gap if self.interval_ms is None else (1 - a) * self.interval_ms + a * gap
-            self._last = at
+            self._last = (at, count)
 
     def over_budget(self) -> bool:
         """Live and shadow together take longer than the time between frames: frames would be dropped."""
@@ -77,8 +79,10 @@ class Judge:
     threshold_source: ThresholdSource = "model"
     shadow: InspectionModel | None = None
 
-    def inspect(self, image: np.ndarray, name: str, cost: ShadowCost | None = None
-                ) -> tuple[Inspection, ShadowVerdict | None]:
+    def inspect(self, image: np.ndarray, name: str, cost: ShadowCost | None = None, at: float = 0.0,
+                count: int = 0) -> tuple[Inspection, ShadowVerdict | None]:
+        """The live verdict, and the shadow's beside it; ``cost`` (with the frame's capture time ``at`` and the
+        source's frame count ``count``) measures the shadow against the frame budget."""
         t0 = time.perf_counter()
         result = self.live.inspect(image, name=name)
         if self.shadow is None:
@@ -87,7 +91,7 @@ class Judge:
         s = self.shadow.inspect(image, name=name)
         t2 = time.perf_counter()
         if cost is not None:
-            cost.observe((t1 - t0) * 1e3, (t2 - t1) * 1e3, time.monotonic())
+            cost.observe((t1 - t0) * 1e3, (t2 - t1) * 1e3, at, count)
         return result, ShadowVerdict(model=s.model, verdict=s.verdict, score=s.score, threshold=s.threshold)
 
     def describe(self) -> dict:

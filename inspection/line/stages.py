@@ -209,7 +209,8 @@ class InferenceStage(Stage):
             converted = frame_rgb(frame)
             image = converted.image
             judge = self.judges.for_recipe()  # read once: a model swap applies from the next frame on
-            result, shadow = judge.inspect(image, frame.name, self.judges.cost)
+            result, shadow = judge.inspect(image, frame.name, self.judges.cost, frame.captured_mono,
+                                           self.ctx.counters.frames)
             result.input_conversion = converted.conversion  # the model saw RGB: say what the frame was
         except ImageError as exc:
             self.ctx.counters.corrupt += 1

@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
@@ -75,10 +76,10 @@ class AssignmentStatus(BaseModel):
     assigned: dict[str, Any] | None  # the service's latest answer (None: not reached yet)
     applied: dict[str, Any] | None  # the assignment the running judges come from (None: the configured models)
     in_sync: bool
-    last_poll_at: float | None
-    last_success_at: float | None
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
     last_error: str | None
-    last_error_at: float | None
+    last_error_at: datetime | None
     polls: int
     errors: int
     swaps: int
