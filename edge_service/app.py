@@ -26,6 +26,7 @@ from edge_service.routers import (
     health,
     images,
     live,
+    models,
     pages,
     qa,
     qa_pages,
@@ -34,8 +35,10 @@ from edge_service.routers import (
     results,
     reviews,
     stats,
+    training,
 )
 from edge_service.settings import ServiceSettings
+from edge_service.training_jobs import TrainingJobs, jobs_dir
 
 __all__ = ["ServiceSettings", "create_app"]
 log = logging.getLogger("edge_service")
@@ -57,10 +60,12 @@ async def _retention_loop(app: FastAPI) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     redaction.install()  # here: uvicorn has configured its loggers by now
     prepare(app.state.engine)
+    app.state.training.recover()  # a job left running by a stopped service is marked failed (interrupted)
     app.state.feed.bind(asyncio.get_running_loop())
     task = asyncio.create_task(_retention_loop(app))
     yield
     task.cancel()
+    await asyncio.to_thread(app.state.training.shutdown)
     app.state.engine.dispose()
 
 
@@ -73,11 +78,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.images = ImageStore(settings.image_dir, settings.image_max_age_days, settings.image_max_bytes,
                                   settings.image_max_pixels)
     app.state.feed = LiveFeed()
+    app.state.training = TrainingJobs(jobs_dir(settings), settings.training)
     app.add_middleware(BodyLimit)
     register_error_handlers(app)
     for module in (health, results, reviews, images, stats, live, admin, pages, docs):
         app.include_router(module.router)
-    for qa_module in (qa, qa_trends, qa_thresholds, qa_pages):  # the QA workstation
+    for qa_module in (qa, qa_trends, qa_thresholds, models, training, qa_pages):  # the QA workstation
         app.include_router(qa_module.router)
     app.mount("/static", pages.static_files(), name="static")
     app.mount(docs.ASSETS_URL, docs.asset_files(), name="docs-assets")

@@ -44,6 +44,16 @@ def serve(
     max_future_skew: Annotated[float, typer.Option(envvar="INSPECTION_MAX_FUTURE_SKEW_S",
                                                    help="Refuse results timed more than this many seconds "
                                                         "ahead of this clock.")] = 3600.0,
+    model_dir: Annotated[Path | None, typer.Option(envvar="INSPECTION_MODEL_DIR",
+                                                   help="Where uploaded models are kept (default: "
+                                                        "inspection-models beside the image folder).")] = None,
+    model_max_mb: Annotated[float, typer.Option(envvar="INSPECTION_MODEL_MAX_MB",
+                                                help="Refuse model uploads over this many MB.")] = 64.0,
+    training_dir: Annotated[Path | None, typer.Option(envvar="INSPECTION_TRAINING_DIR", help="Training jobs' "
+                                                      "folders (default: inspection-training beside the image "
+                                                      "folder).")] = None,
+    training_max_mb: Annotated[float, typer.Option(envvar="INSPECTION_TRAINING_MAX_MB",
+                                                   help="Refuse training uploads over this many MB.")] = 512.0,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
 ) -> None:
     """Run the results service: REST API, live stream, operator page."""
@@ -51,6 +61,7 @@ def serve(
 
     from edge_service import serving
     from edge_service.app import ServiceSettings, create_app
+    from edge_service.settings import TrainingSettings
 
     if insecure_local:
         try:
@@ -68,7 +79,10 @@ def serve(
     settings = ServiceSettings(database_url=database_url, image_dir=image_dir, insecure_local=insecure_local,
                                stale_seconds=stale_seconds, image_max_age_days=image_max_age_days or None,
                                image_max_bytes=int(image_max_gb * 1024**3) or None,
-                               max_future_skew_s=max_future_skew)
+                               max_future_skew_s=max_future_skew, model_dir=model_dir,
+                               model_max_bytes=int(model_max_mb * 1024 * 1024),
+                               training=TrainingSettings(jobs_dir=training_dir,
+                                                         max_upload_bytes=int(training_max_mb * 1024 * 1024)))
     typer.echo(f"results service on http://{host}:{port}/ (database {database_url.split('@')[-1]})")
     serving.run(create_app(settings), host=host, port=port, access_log=access_log)
 

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from inspection.line import metrics as m
+from inspection.line.assignment import make_poller
+from inspection.line.assignment_models import FREE_RUNNING, Judges
 from inspection.line.config import StationConfig
 from inspection.line.forwarders import Forwarder, HttpForwarder, MqttForwarder
 from inspection.line.http_trigger import handle_trigger
@@ -108,13 +110,29 @@ class LineRunner:
                              self.stop_capture, self.sparkplug.on_record if self.sparkplug else None)
         if cfg.plant.enabled:
             self.trigger_mode = build_trigger_mode(cfg, self.ctx, self.model)
+            self.judges = self.trigger_mode.judges
             stages = self.trigger_mode.stages(self.ctx, self.watchdog, self.stop_capture, self.publish_settings,
                                               images, hooks, np.random.default_rng())
         else:
+            self.judges = Judges({FREE_RUNNING: self.model})
             stages = [CaptureStage(self.ctx, self.watchdog, capture_q, self.stop_capture),
-                      InferenceStage(self.ctx, self.model, capture_q, result_q),
+                      InferenceStage(self.ctx, self.judges, capture_q, result_q),
                       PublishStage(self.ctx, self.publish_settings, result_q, images, hooks, np.random.default_rng())]
+        self.assignment = make_poller(cfg, self.station.path, self.judges, self._active_recipe, self._swapped)
+        if self.assignment:
+            self.assignment.restore()  # the last assignment from the cache: run it from the first frame
         return Supervisor(stages, on_fatal=self.fail)
+
+    def _active_recipe(self) -> int:
+        return self.trigger_mode.plant.core.snapshot().recipe if self.trigger_mode else FREE_RUNNING
+
+    def running_model(self) -> InspectionModel:
+        """The model judging now (trigger mode: the active recipe's)."""
+        return self.judges.for_recipe(self._active_recipe()).live
+
+    def _swapped(self) -> None:
+        """A new model judges: the overlay's colour scale follows it."""
+        self.publish_settings.overlay_reference = self.running_model().meta.good_scores.p50
 
     def _make_forwarders(self) -> list[Forwarder]:
         cfg = self.cfg
@@ -218,6 +236,8 @@ class LineRunner:
             f.start()
         if self.sparkplug:
             self.sparkplug.start()
+        if self.assignment:
+            self.assignment.start()
         if self.trigger_mode:
             try:
                 self.trigger_mode.plant.start(ready=False)  # Ready once the camera gives frames
@@ -253,6 +273,8 @@ class LineRunner:
             f.join(timeout=self.flush_timeout + 5)
         if self.sparkplug:
             self.sparkplug.stop()
+        if self.assignment:
+            self.assignment.stop()
         if self.status_server:
             self.status_server.stop()
         with self._state_lock:
@@ -289,14 +311,15 @@ class LineRunner:
                   for name, h in self.supervisor.health.items()}
         return LineStatus(
             station=self.station.path, state=state, error=self.error,
-            uptime_s=round(time.time() - self.started_at, 1), model=self.model.info.model_dump(),
+            uptime_s=round(time.time() - self.started_at, 1), model=self.running_model().info.model_dump(),
             source=SourceStatus(name=self.source.name, state=w.state, live=self.source.live, frames=c.frames,
                                 dropped=c.dropped, corrupt=c.corrupt, failed=c.failed, reopens=w.reopens,
                                 stalls=w.stalls),
             stages=stages, results={"PASS": c.passed, "FAIL": c.rejected_parts}, outbox=outbox,
             outbox_error=outbox_error,
             links={f.dest: LinkStatus(state=f.state, last_error=f.last_error) for f in self.forwarders},
-            trigger=self.trigger_mode.status() if self.trigger_mode else None)
+            trigger=self.trigger_mode.status() if self.trigger_mode else None,
+            assignment=self.assignment.status() if self.assignment else None)
 
     def status(self) -> dict:
         return self.snapshot().model_dump()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from inspection.errors import InspectionError
 from inspection.line import metrics as m
+from inspection.line.assignment_models import Judges
 from inspection.line.config import ConfigError, StationConfig
 from inspection.line.local_images import LocalImages
 from inspection.line.stages import LineContext, PublishHooks, PublishSettings, Stage
@@ -46,7 +47,7 @@ class TriggerMode:
     plant: PlantStation
     frames: FreshestFrame
     results: queue.Queue
-    models: dict[int, InspectionModel]
+    judges: Judges  # each recipe's model, swapped by the service's assignment
 
     def stages(self, ctx: LineContext, watchdog: SourceWatchdog, stop: threading.Event, settings: PublishSettings,
                images: LocalImages, hooks: PublishHooks, rng) -> list[Stage]:
@@ -77,7 +78,7 @@ def build_trigger_mode(cfg: StationConfig, ctx: LineContext, station_model: Insp
     if not ctx.source.live:
         raise ConfigError(f"plant.enabled: trigger mode needs a live source (camera, gige, stream, simulated), "
                           f"not {cfg.source.kind!r}")
-    models = recipe_models(cfg, station_model)
+    judges = Judges(recipe_models(cfg, station_model))
     names = {n: r.name for n, r in cfg.plant.numbered().items()}
     frames = FreshestFrame()
     results: queue.Queue = queue.Queue()  # bounded by the handshake's buffer: at most one inspection at a time
@@ -85,7 +86,7 @@ def build_trigger_mode(cfg: StationConfig, ctx: LineContext, station_model: Insp
     def record_error(result: TriggerResult) -> None:
         results.put(TriggerErrorItem(result, names.get(result.recipe, str(result.recipe))))
 
-    inspector = TriggeredInspector(ctx, frames, models, names, results, cfg.plant.frame_timeout_s)
+    inspector = TriggeredInspector(ctx, frames, judges, names, results, cfg.plant.frame_timeout_s)
     plant = build_station(cfg.plant, inspector, on_error_result=record_error)
     m.TRIGGERS.watch(lambda: plant.core.snapshot().counters)  # /metrics reads the handshake's own counters
-    return TriggerMode(plant, frames, results, models)
+    return TriggerMode(plant, frames, results, judges)
