@@ -41,6 +41,7 @@ sys.path.insert(0, str(HERE.parent))
 from line_support import CLI  # noqa: E402
 from trigger_support import TriggeredRunner, trigger_config  # noqa: E402
 
+from inspection.line.assignment_models import Judge  # noqa: E402
 from inspection.line.trigger_publish import TriggeredPublishStage  # noqa: E402
 from inspection.plant.modbus import ModbusStation  # noqa: E402
 
@@ -81,15 +82,14 @@ def instrument(runner) -> None:
         return frame
 
     frames.take_after = timed_take
-    for model in {id(m): m for m in mode.models.values()}.values():
-        original = model.inspect
+    judge_inspect = Judge.inspect
 
-        def timed_model(image, name=None, _original=original):
-            result = _original(image, name=name)
-            _mark(getattr(current, "seq", None), "model")
-            return result
+    def timed_judge(self, *args, **kwargs):
+        out = judge_inspect(self, *args, **kwargs)
+        _mark(getattr(current, "seq", None), "model")
+        return out
 
-        model.inspect = timed_model
+    Judge.inspect = timed_judge  # type: ignore[method-assign]
 
     def on_change() -> None:
         snap = core.snapshot()
