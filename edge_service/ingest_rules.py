@@ -74,6 +74,7 @@ def clean_text(v: str) -> str:
 # the same rules, documented in the OpenAPI schema (checked by clean_line / clean_text, whose messages name them)
 _LINE = Field(json_schema_extra={"pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"})
 _TEXT = Field(json_schema_extra={"pattern": "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"})
+CleanLine = Annotated[str, AfterValidator(clean_line), _LINE]  # one line, its length checked elsewhere
 Line64 = Annotated[str, StringConstraints(max_length=64), AfterValidator(clean_line), _LINE]
 Line128 = Annotated[str, StringConstraints(max_length=128), AfterValidator(clean_line), _LINE]
 Line330 = Annotated[str, StringConstraints(max_length=330), AfterValidator(clean_line), _LINE]

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from edge_service.api_models import ReviewDecision, ReviewRecord, StoredResult, check_station_prefix
+from edge_service.ingest_rules import CleanLine
 
 
 class Whoami(BaseModel):
@@ -48,7 +49,7 @@ class ReviewHistory(BaseModel):
 
 class DefectClassesIn(BaseModel):
     station_prefix: str = Field(min_length=1, max_length=330, description="site, site/area, ... (whole segments)")
-    names: list[str] = Field(max_length=50)
+    names: list[CleanLine] = Field(max_length=50)
 
     @field_validator("station_prefix")
     @classmethod

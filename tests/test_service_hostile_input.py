@@ -74,6 +74,21 @@ def test_control_characters_in_threshold_evidence_queries_are_refused(service, p
     assert f"query.{param}" in res.json()["message"] and "control characters" in res.json()["message"]
 
 
+@pytest.mark.parametrize(("path", "param"), [("/api/v1/models", "name"), ("/api/v1/qa/shadow", "station")])
+def test_control_characters_in_model_queries_are_refused(service, path, param):
+    res = service.get(path, role="qa", **{param: "a\x00b"})  # a NUL gave 503 on PostgreSQL
+    assert res.status_code == 422, res.text
+    assert f"query.{param}" in res.json()["message"]
+
+
+def test_control_characters_in_defect_class_names_are_refused(service):
+    res = service.client.put("/api/v1/qa/defect-classes", json={"names": ["scratch", "\t\x00"],
+                                                                 "station_prefix": "plant1"},
+                             headers=service.h("qa"))
+    assert res.status_code == 422, res.text
+    assert "names.1" in res.json()["message"] and "control characters" in res.json()["message"]
+
+
 def test_edge_of_the_range_is_accepted(service):
     old = make_result(at=datetime(2000, 1, 1, tzinfo=UTC))
     assert service.post([old]).status_code == 200

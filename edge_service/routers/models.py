@@ -14,6 +14,7 @@ from edge_service import model_assignments, model_shadow, model_store, qa_audit
 from edge_service.auth import Principal
 from edge_service.dependencies import Database, Reader, Reviewer, Settings, principal
 from edge_service.errors import Forbidden, InvalidRequest, NotFound, Problem, documented
+from edge_service.ingest_rules import Line64, Line330
 from edge_service.qa_models import (
     AssignmentIn,
     AuditEntry,
@@ -73,7 +74,7 @@ async def upload_model(request: Request, response: Response, who: Reviewer, engi
 
 @router.get("/models", responses=documented(401, 403, 422))
 def list_models(_who: Anyone, engine: Database,
-                name: Annotated[str | None, Query(max_length=64)] = None) -> list[ModelVersion]:
+                name: Line64 | None = None) -> list[ModelVersion]:
     """Every uploaded model version, newest first (optionally of one name)."""
     return model_store.list_models(engine, name)
 
@@ -160,7 +161,7 @@ def assignment_audit(station: str, _who: Reader, engine: Database,
 
 @router.get("/qa/shadow", responses=documented(401, 403, 422))
 def shadow_comparison(_who: Reader, engine: Database,
-                      station: Annotated[str, Query(min_length=1, max_length=330)],
+                      station: Annotated[Line330, Query(min_length=1)],
                       limit: Annotated[int, Query(ge=1, le=20000, description="newest results read")] = 2000,
                       ) -> ShadowComparison:
     """Live against shadow verdicts on the station's newest results that carry a shadow verdict."""
