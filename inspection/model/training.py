@@ -227,6 +227,12 @@ def _load_sets(good_dir: str | Path, config: TrainConfig, calib_good_dir: str | 
     return sets
 
 
+def load_training_sets(good_dir: str | Path, config: TrainConfig, calib_good_dir: str | Path | None = None
+                       ) -> _Sets:
+    """The bank and held-out images exactly as :func:`train` splits them (same seed and hold-out fraction)."""
+    return _load_sets(good_dir, config, calib_good_dir, None)
+
+
 def _metadata(config: TrainConfig, head: HeadParams, good_dir: str | Path, sets: _Sets,
               channels: tuple[int, int]) -> ModelMetadata:
     return ModelMetadata(
@@ -245,7 +251,8 @@ def _metadata(config: TrainConfig, head: HeadParams, good_dir: str | Path, sets:
         tool_version=__version__)
 
 
-def _save(graph: onnx.ModelProto, out: Path) -> None:
+def save_model(graph: onnx.ModelProto, out: Path) -> None:
+    """Write a model file atomically (a temporary file renamed into place)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     onnx.save(graph, str(tmp))
@@ -290,7 +297,7 @@ def train(good_dir: str | Path, out: str | Path, config: TrainConfig, calib_good
     meta.good_scores = calibration.good_scores
     meta.calibration = calibration.summary()
     write_metadata(graph, meta)
-    _save(graph, out)
+    save_model(graph, out)
     report = save_report(out, calibration)
     seconds["calibrate"] = time.perf_counter() - t
     return TrainReport(out, calibration, report, len(sets.bank.paths), len(sets.hold.paths),
@@ -315,5 +322,5 @@ def recalibrate(model_path: str | Path, good_dir: str | Path, defects_dir: str |
                                          "calibration": calibration.summary()})
     write_metadata(graph, meta)
     out = Path(out or model_path)
-    _save(graph, out)
+    save_model(graph, out)
     return calibration, save_report(out, calibration), good.errors + (defects.errors if defects else [])
