@@ -120,6 +120,13 @@ class StatusSection(_Strict):
     port: int = Field(default=9100, ge=0, le=65535, description="0 = no status server")
 
 
+class DriftSection(_Strict):
+    window_s: float = Field(default=3600.0, gt=0, le=7 * 86400, description="rolling window of PASS scores "
+                            "compared with the model's good scores (inspection.line.drift)")
+    min_count: int = Field(default=30, ge=2, description="PASS parts the window needs before figures are given")
+    publish_s: float = Field(default=60.0, gt=0, description="how often the figures go to MQTT .../status/drift")
+
+
 class StationConfig(_Strict):
     station: StationSection
     model: ModelSection = ModelSection()
@@ -129,6 +136,7 @@ class StationConfig(_Strict):
     service: ServiceSection = ServiceSection()
     mqtt: MqttSection = MqttSection()
     status: StatusSection = StatusSection()
+    drift: DriftSection = DriftSection()
     plant: PlantSection = Field(default_factory=PlantSection, description="trigger mode: the PLC handshake, "
                                 "recipes, Modbus TCP and OPC UA; off (free-running) by default")
 

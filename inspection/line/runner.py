@@ -24,6 +24,7 @@ import numpy as np
 
 from inspection.line import metrics as m
 from inspection.line.config import StationConfig
+from inspection.line.drift import DriftMonitor
 from inspection.line.forwarders import Forwarder, HttpForwarder, MqttForwarder
 from inspection.line.http_trigger import handle_trigger
 from inspection.line.local_images import LocalImages
@@ -48,6 +49,7 @@ from inspection.line.status import (
     SourceStatus,
     StageStatus,
     StatusServer,
+    export_drift,
 )
 from inspection.line.supervisor import Supervisor
 from inspection.line.trigger_station import TriggerMode, build_trigger_mode
@@ -82,6 +84,9 @@ class LineRunner:
         self.finished = threading.Event()  # publish has ended: everything taken is committed or counted
         self.fatal = threading.Event()  # stopped on an unrecoverable error (not a full disk: that resumes)
         self.counters = LineCounters()
+        self.drift = DriftMonitor(self.model.meta.good_scores, self.model.threshold, cfg.drift.window_s,
+                                  cfg.drift.min_count)
+        self._drift_sent = 0.0
         self.trigger_mode: TriggerMode | None = None
         self.watchdog = SourceWatchdog(self.source, cfg.source.stall_timeout_s, self.stop_capture,
                                        on_state=_export_source_state, on_reopen=m.SOURCE_REOPENS.inc)
@@ -105,7 +110,7 @@ class LineRunner:
         images = LocalImages(cfg.images.dir, cfg.images.max_age_days, int(cfg.images.max_gb * 1024**3))
         self.sparkplug = make_sparkplug(cfg, self.station)
         hooks = PublishHooks(self._wake_forwarders, self.finished.set, self._disk_full, self._space_back,
-                             self.stop_capture, self.sparkplug.on_record if self.sparkplug else None)
+                             self.stop_capture, self._on_record)
         if cfg.plant.enabled:
             self.trigger_mode = build_trigger_mode(cfg, self.ctx, self.model)
             stages = self.trigger_mode.stages(self.ctx, self.watchdog, self.stop_capture, self.publish_settings,
@@ -127,6 +132,18 @@ class LineRunner:
                                             self.station, self.stop_forwarding, cfg.mqtt.username,
                                             cfg.mqtt.secret()))
         return forwarders
+
+    def _on_record(self, record) -> None:
+        """A committed record: into the drift window, to Sparkplug B; the drift figures to MQTT now and then."""
+        self.drift.add(record.verdict, record.score)
+        if self.sparkplug:
+            self.sparkplug.on_record(record)
+        if time.monotonic() - self._drift_sent >= self.cfg.drift.publish_s:
+            self._drift_sent = time.monotonic()
+            payload = self.drift.status().model_dump_json()
+            for f in self.forwarders:
+                if isinstance(f, MqttForwarder):
+                    f.set_drift(payload)
 
     def _wake_forwarders(self) -> None:
         for f in self.forwarders:
@@ -284,6 +301,8 @@ class LineRunner:
         state = self.state
         c, w = self.counters, self.watchdog
         outbox, outbox_error = self._outbox_status()
+        drift = self.drift.status()
+        export_drift(drift)
         stages = {name: StageStatus(state=h.state, alive=self.supervisor.threads[name].is_alive(),
                                     crashes=h.crashes, restarts=h.restarts, last_error=h.last_error)
                   for name, h in self.supervisor.health.items()}
@@ -296,7 +315,7 @@ class LineRunner:
             stages=stages, results={"PASS": c.passed, "FAIL": c.rejected_parts}, outbox=outbox,
             outbox_error=outbox_error,
             links={f.dest: LinkStatus(state=f.state, last_error=f.last_error) for f in self.forwarders},
-            trigger=self.trigger_mode.status() if self.trigger_mode else None)
+            trigger=self.trigger_mode.status() if self.trigger_mode else None, drift=drift)
 
     def status(self) -> dict:
         return self.snapshot().model_dump()
