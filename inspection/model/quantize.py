@@ -15,7 +15,9 @@ destroy the small differences between large norms the distance relies on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
 import tempfile
 import time
@@ -94,8 +96,8 @@ def quantize_backbone(images: np.ndarray, method: CalibrationMethod = "minmax", 
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantiser's "consider pre-processing" warnings: the backbone is folded
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
+    try:  # the histogram calibrators print their progress: keep the command's output clean
+        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
             out = Path(tmp) / "backbone-int8.onnx"
             quantize_static(str(backbone_path()), str(out), _BackboneCalibration(images),
                             quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANTIZED_OPS, per_channel=True,
