@@ -101,6 +101,6 @@ def speed(runs: list[dict]) -> list[dict]:
         a, b = base["stats"], r["stats"]
         if not a.get("p50_ms") or not b.get("p50_ms"):
             continue
-        out.append({"run": base["label"], "fp32_p50_ms": a["p50_ms"], "int8_p50_ms": b["p50_ms"],
+        out.append({"run": base["label"].replace(" fp32", ""), "fp32_p50_ms": a["p50_ms"], "int8_p50_ms": b["p50_ms"],
                     "p50_ratio": b["p50_ms"] / a["p50_ms"], "p90_ratio": b["p90_ms"] / a["p90_ms"]})
     return out
