@@ -84,7 +84,7 @@ class LineRunner:
         self.finished = threading.Event()  # publish has ended: everything taken is committed or counted
         self.fatal = threading.Event()  # stopped on an unrecoverable error (not a full disk: that resumes)
         self.counters = LineCounters()
-        self.drift = DriftMonitor(self.model.meta.good_scores, self.model.threshold, cfg.drift.window_s,
+        self.drift = DriftMonitor(self.model.meta.good_scores, self.model.meta.threshold, cfg.drift.window_s,
                                   cfg.drift.min_count)
         self._drift_sent = 0.0
         self.trigger_mode: TriggerMode | None = None
@@ -134,10 +134,14 @@ class LineRunner:
         return forwarders
 
     def _on_record(self, record) -> None:
-        """A committed record: into the drift window, to Sparkplug B; the drift figures to MQTT now and then."""
-        self.drift.add(record.verdict, record.score)
+        """A committed record: to Sparkplug B; an inspection by the station's model into the drift window (not
+        trigger errors, nor other recipes' models), the drift figures to MQTT now and then."""
         if self.sparkplug:
             self.sparkplug.on_record(record)
+        model = getattr(record, "model", None)
+        if model is None or model.sha256 != self.model.info.sha256:
+            return
+        self.drift.add(record.verdict, record.score)
         if time.monotonic() - self._drift_sent >= self.cfg.drift.publish_s:
             self._drift_sent = time.monotonic()
             payload = self.drift.status().model_dump_json()
