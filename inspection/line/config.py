@@ -72,6 +72,9 @@ class ImagesSection(_Strict):
     dir: Path = Path("runs/images")
     keep_pass_fraction: float = Field(default=0.02, ge=0, le=1, description="share of PASS parts whose images "
                                                                              "are kept (all FAILs are)")
+    keep_near_threshold: float = Field(default=0.05, ge=0, le=1, description="every result whose score lies "
+                                       "within this share of the threshold (|score - threshold| <= x * "
+                                       "threshold) keeps its images; 0: off")
     max_age_days: float = Field(default=7.0, gt=0)
     max_gb: float = Field(default=5.0, gt=0)
 

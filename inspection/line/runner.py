@@ -102,7 +102,8 @@ class LineRunner:
         capture_q: queue.Queue = queue.Queue(maxsize=cfg.source.queue_size)
         result_q: queue.Queue = queue.Queue(maxsize=64)
         self.publish_settings = PublishSettings(self.outbox_path, self.enabled, self.station,
-                                                cfg.images.keep_pass_fraction, self.model.meta.good_scores.p50)
+                                                cfg.images.keep_pass_fraction, self.model.meta.good_scores.p50,
+                                                keep_near_threshold=cfg.images.keep_near_threshold)
         self.latencies = self.publish_settings.latencies  # capture -> commit, seconds (for benchmarks)
         images = LocalImages(cfg.images.dir, cfg.images.max_age_days, int(cfg.images.max_gb * 1024**3))
         self.sparkplug = make_sparkplug(cfg, self.station)
