@@ -18,7 +18,7 @@ def parse_shift_starts(text: str | tuple[str, ...] | list[str]) -> tuple[time, .
             fields = [int(x) for x in item.split(":")]
             if len(fields) not in (2, 3):
                 raise ValueError(item)
-            starts.add(time(*fields))
+            starts.add(time(fields[0], fields[1], fields[2] if len(fields) == 3 else 0))
         except ValueError:
             raise ValueError(f"shift start {item!r}: write HH:MM or HH:MM:SS (00:00 to 23:59:59), "
                              "e.g. 06:00,14:00,22:00") from None
