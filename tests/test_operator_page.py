@@ -157,6 +157,27 @@ def test_overview_shows_every_station_under_a_prefix(tmp_path, browser):
         server.post(make_result(station=OTHER, verdict="FAIL", part_id="o1"))  # the live feed updates the grid
         page.wait_for_function(f"document.querySelector('.card[data-station=\"{OTHER}\"] .card-verdict')"
                                ".textContent === 'FAIL'", timeout=3000)
+        other = page.locator(f".card[data-station='{OTHER}']")
+        assert other.locator(".ng").text_content() == "1" and other.locator(".age").text_content() == "0 s ago"
         op.finish(tmp_path / "overview.png")
         page.click(f".card[data-station='{NEIGHBOUR}']")  # a card opens that station's page
         page.wait_for_function(f"(document.getElementById('station') || {{}}).value === '{NEIGHBOUR}'", timeout=10000)
+
+
+def test_a_wrong_token_is_refused_in_the_page_and_nothing_is_shown(tmp_path, browser):
+    with running_server(tmp_path) as server:
+        page = _context(browser).new_page()
+        page.goto(server.url + "/")
+        page.wait_for_selector("#token-form", state="visible", timeout=5000)
+        assert page.get_attribute("#link", "data-state") == "down"  # nothing read yet: not live
+        page.fill("#token", "insp_not-a-token")
+        page.click("#token-form button")
+        page.wait_for_function("document.getElementById('error').textContent.includes('login refused')",
+                               timeout=5000)
+        assert "unknown or revoked token" in (page.text_content("#error") or "")
+        page.fill("#token", server.tokens["edge"])  # an edge token may not read
+        page.click("#token-form button")
+        page.wait_for_function("document.getElementById('error').textContent.includes('may not read')",
+                               timeout=5000)
+        assert page.is_visible("#token-form") and page.input_value("#token") == ""
+        page.screenshot(path=str(tmp_path / "login-refused.png"))

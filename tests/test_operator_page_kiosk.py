@@ -165,6 +165,9 @@ def test_live_indicator_turns_red_when_the_stream_stalls_or_the_service_dies(tmp
     os.kill(service.proc.pid, signal.SIGSTOP)  # the service stalls: the socket stays open, nothing arrives
     stalled = _until_down(page, 8)
     assert page.text_content("#link") == "✗ FEED DOWN" and page.is_visible("#stale")
+    for _ in range(20):  # the page keeps trying to reconnect, and never says live while the service is stalled
+        page.wait_for_timeout(100)
+        assert _link(page) == "down"
     op.finish(tmp_path / "feed-stalled.png")
     os.kill(service.proc.pid, signal.SIGCONT)
     page.wait_for_selector("#link[data-state='live']", timeout=15000)

@@ -1,14 +1,14 @@
 // Multi-station overview: a card per station under a prefix with its last verdict, its age, the shift's
-// good/NG counts and yield. Counts come from the service (a reload keeps them); a result on the live feed
-// refreshes them at once, and the ages tick in the browser.
+// good/NG counts and yield. Counts come from the service (a reload keeps them, and it is asked again every
+// 10 s and at shift change); a result on the live feed updates its card at once, and the ages tick here.
 (() => {
   const { cfg, $, api, withLogin, openFeed, showLink, showError, ago, pct } = window.Operator;
   let prefix = new URLSearchParams(location.hash.slice(1)).get("prefix") || "";
-  let feed = null, data = null, fetchedAt = 0, pending = null;
+  let feed = null, data = null;
 
   function card(s) {
     const div = document.createElement("div");
-    const age = s.age_s === null ? null : s.age_s + (Date.now() - fetchedAt) / 1000;
+    const age = s.age_s === null ? null : s.age_s + (Date.now() - s.seenAt) / 1000;
     const verdict = s.last ? s.last.verdict : "—";
     div.className = "card " + (s.last ? verdict.toLowerCase() : "none");
     div.classList.toggle("is-stale", age === null || age > cfg.staleSeconds || !(feed && feed.live()));
@@ -40,21 +40,30 @@
   }
 
   async function refresh() {
-    pending = null;
     try {
-      data = await api("/api/v1/operator/overview" + (prefix ? "?station=" + encodeURIComponent(prefix) : ""));
-      fetchedAt = Date.now(); render();
+      const got = await api("/api/v1/operator/overview" + (prefix ? "?station=" + encodeURIComponent(prefix) : ""));
+      const at = Date.now();
+      for (const s of got.stations) s.seenAt = at;
+      data = got; render();
     } catch (e) { showError(e.message); }
   }
 
-  function refreshSoon() { if (!pending) pending = setTimeout(refresh, 300); }
+  function onEvent(r) {  // the card follows the feed between refreshes
+    const s = data && data.stations.find((x) => x.station_path === r.station_path);
+    if (!s) return;
+    s.last = r; s.age_s = 0; s.seenAt = Date.now();
+    if (Date.parse(r.inspected_at) >= Date.parse(data.shift_start)) s[r.verdict === "FAIL" ? "ng" : "good"] += 1;
+    s.fail_streak = r.verdict === "FAIL" ? s.fail_streak + 1 : 0;
+    s.yield = s.good + s.ng ? s.good / (s.good + s.ng) : null;
+    render();
+  }
 
   async function start() {
     $("prefix").value = prefix;
     await api("/api/v1/stations");  // asks for the login when needed
     await refresh();
     if (feed) feed.close();
-    feed = openFeed(prefix, { onEvent: refreshSoon, onConnected: refresh,
+    feed = openFeed(prefix, { onEvent, onConnected: refresh,
       onState: (live, why) => { showLink(live, why); render(); } });
   }
 
