@@ -158,7 +158,8 @@ def test_overview_shows_every_station_under_a_prefix(tmp_path, browser):
         page.wait_for_function(f"document.querySelector('.card[data-station=\"{OTHER}\"] .card-verdict')"
                                ".textContent === 'FAIL'", timeout=3000)
         other = page.locator(f".card[data-station='{OTHER}']")
-        assert other.locator(".ng").text_content() == "1" and other.locator(".age").text_content() == "0 s ago"
+        assert other.locator(".ng").text_content() == "1"
+        assert int(other.locator(".age").text_content().split()[0]) <= 2
         op.finish(tmp_path / "overview.png")
         page.click(f".card[data-station='{NEIGHBOUR}']")  # a card opens that station's page
         page.wait_for_function(f"(document.getElementById('station') || {{}}).value === '{NEIGHBOUR}'", timeout=10000)
