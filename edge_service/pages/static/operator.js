@@ -49,15 +49,16 @@
   async function showPart(r) {
     if (partShown === r.inspection_id) return;
     partShown = r.inspection_id;
-    $("part").hidden = false; $("part-img").removeAttribute("src"); drawRegions(r);
+    $("part").hidden = false; $("part-frame").hidden = true; drawRegions(r);
     $("part-note").textContent = (r.regions || []).length + " region(s); image loading…";
     for (let attempt = 0; attempt < 30 && partShown === r.inspection_id; attempt++) {
       for (const kind of ["original", "overlay"]) {  // images follow their result: retry a while
         const res = await fetch("/api/v1/results/" + r.inspection_id + "/images/" + kind, { credentials: "same-origin" });
         if (res.ok && partShown === r.inspection_id) {
           const img = $("part-img");
-          if (img.src) URL.revokeObjectURL(img.src);
+          if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
           img.src = URL.createObjectURL(await res.blob()); img.dataset.kind = kind; img.dataset.id = r.inspection_id;
+          $("part-frame").hidden = false;
           $("part-note").textContent = (r.regions || []).length + " region(s) · " + kind + " image";
           return;
         }
