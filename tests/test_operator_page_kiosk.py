@@ -1,7 +1,7 @@
 """The operator page's kiosk login and live indicator in real headless Chromium against `inspection serve` in
 its own process: the login survives a browser restart without the token in any URL, storage or log line; the
 session cookie is HttpOnly, SameSite=Strict, stored hashed, read-only and revocable; the indicator turns red
-when the service's stream stalls (no heartbeat) or the service dies, and never says live meanwhile."""
+when the service's stream stalls (no heartbeat), the service stops or dies, and never says live meanwhile."""
 
 from __future__ import annotations
 
@@ -171,9 +171,17 @@ def test_live_indicator_turns_red_when_the_stream_stalls_or_the_service_dies(tmp
     op.finish(tmp_path / "feed-stalled.png")
     os.kill(service.proc.pid, signal.SIGCONT)
     page.wait_for_selector("#link[data-state='live']", timeout=15000)
+    t0 = time.monotonic()
+    service.proc.terminate()  # a normal stop: the open stream is ended after the grace time, not waited for
+    stopped = _until_down(page, 8)
+    service.proc.wait(10)
+    exited = time.monotonic() - t0
+    service.start()  # back on the same port: the page reconnects by itself
+    page.wait_for_selector("#link[data-state='live']", timeout=20000)
     service.proc.kill()  # the service dies
     died = _until_down(page, 3)
     service.proc.wait(10)
-    print(f"indicator down {stalled:.2f} s after the stall, {died:.2f} s after the service died")
-    assert stalled <= 6.5 and died <= 2
+    print(f"indicator down {stalled:.2f} s after the stall, {stopped:.2f} s after SIGTERM (process gone after "
+          f"{exited:.2f} s), {died:.2f} s after the service died")
+    assert stalled <= 6.5 and stopped <= 6 and exited <= 8 and died <= 2
     op.finish(tmp_path / "feed-dead.png")

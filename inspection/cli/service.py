@@ -27,6 +27,9 @@ def service_engine(url: str):
         raise fail(str(exc)) from None
 
 
+GRACEFUL_STOP_S = 3  # seconds: how long requests in flight may take to finish at stop
+
+
 def _insecure_local_host(host: str) -> str:
     """--insecure-local: only a loopback address, and a loud banner."""
     import ipaddress
@@ -105,7 +108,10 @@ def serve(
         host = _insecure_local_host(host)
     service_engine(database_url).dispose()
     typer.echo(f"results service on http://{host}:{port}/ (database {database_url.split('@')[-1]})")
-    uvicorn.run(create_app(settings), host=host, port=port, access_log=access_log, log_level="info")
+    # open live streams (operator screens) never end by themselves: at stop they get GRACEFUL_STOP_S, then
+    # they are cancelled, so a kiosk cannot keep the service from stopping (and its page turns red)
+    uvicorn.run(create_app(settings), host=host, port=port, access_log=access_log, log_level="info",
+                timeout_graceful_shutdown=GRACEFUL_STOP_S)
 
 
 @token_app.command("create")
