@@ -47,6 +47,18 @@ def _insecure_local_host(host: str) -> str:
     return "127.0.0.1"
 
 
+# the operator page's settings
+ShiftStartsOpt = Annotated[str, typer.Option(envvar="INSPECTION_SHIFT_STARTS",
+                                             help="Operator page: shift counters reset at these local times.")]
+ShiftZoneOpt = Annotated[str, typer.Option(envvar="INSPECTION_SHIFT_TIMEZONE",
+                                           help="Time zone of the shift starts (IANA name).")]
+FailLatchOpt = Annotated[float, typer.Option(envvar="INSPECTION_FAIL_LATCH_SECONDS",
+                                             help="Operator page: a FAIL stays on screen this long; 0 = until "
+                                                  "acknowledged.")]
+AlarmFailsOpt = Annotated[int, typer.Option(envvar="INSPECTION_ALARM_FAILS",
+                                            help="Operator page: alarm after this many FAILs in a row.")]
+
+
 def serve(
     host: Annotated[str, typer.Option(envvar="INSPECTION_HOST", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="INSPECTION_PORT", help="Port.")] = 8080,
@@ -74,16 +86,10 @@ def serve(
                                                       "folder).")] = None,
     training_max_mb: Annotated[float, typer.Option(envvar="INSPECTION_TRAINING_MAX_MB",
                                                    help="Refuse training uploads over this many MB.")] = 512.0,
-    shift_starts: Annotated[str, typer.Option(envvar="INSPECTION_SHIFT_STARTS",
-                                              help="Operator page: shift counters reset at these local times.")]
-    = "06:00,14:00,22:00",
-    shift_timezone: Annotated[str, typer.Option(envvar="INSPECTION_SHIFT_TIMEZONE",
-                                                help="Time zone of the shift starts (IANA name).")] = "UTC",
-    fail_latch_seconds: Annotated[float, typer.Option(envvar="INSPECTION_FAIL_LATCH_SECONDS",
-                                                      help="Operator page: a FAIL stays on screen this long; "
-                                                           "0 = until acknowledged.")] = 0.0,
-    alarm_fails: Annotated[int, typer.Option(envvar="INSPECTION_ALARM_FAILS",
-                                             help="Operator page: alarm after this many FAILs in a row.")] = 3,
+    shift_starts: ShiftStartsOpt = "06:00,14:00,22:00",
+    shift_timezone: ShiftZoneOpt = "UTC",
+    fail_latch_seconds: FailLatchOpt = 0.0,
+    alarm_fails: AlarmFailsOpt = 3,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
 ) -> None:
     """Run the results service: REST API, live stream, operator page."""
