@@ -146,7 +146,7 @@ audit_log = Table(
     Column("reason", Text),
 )
 
-# Kiosk logins of the operator page (migration 0005_kiosk_sessions): a cookie holds ``secret``; only its SHA-256
+# Kiosk logins of the operator page (migration 0004_kiosk_sessions): a cookie holds ``secret``; only its SHA-256
 # is stored. A session reads only what the operator page needs and dies with its token.
 kiosk_sessions = Table(
     "kiosk_sessions", metadata,

@@ -1,13 +1,13 @@
 """Kiosk sessions of the operator page: a cookie's secret stored as its SHA-256, tied to the token that
 logged in.
 
-Revision ID: 0005_kiosk_sessions
+Revision ID: 0004_kiosk_sessions
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_kiosk_sessions"
+revision = "0004_kiosk_sessions"
 down_revision = "0003_models"
 
 
