@@ -24,7 +24,10 @@ from edge_service.routers import (
     docs,
     health,
     images,
+    kiosk,
     live,
+    models,
+    operator,
     pages,
     qa,
     qa_pages,
@@ -33,8 +36,10 @@ from edge_service.routers import (
     results,
     reviews,
     stats,
+    training,
 )
 from edge_service.settings import ServiceSettings
+from edge_service.training_jobs import TrainingJobs, jobs_dir
 
 __all__ = ["ServiceSettings", "create_app"]
 log = logging.getLogger("edge_service")
@@ -56,10 +61,12 @@ async def _retention_loop(app: FastAPI) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     redaction.install()  # here: uvicorn has configured its loggers by now
     prepare(app.state.engine)
+    app.state.training.recover()  # a job left running by a stopped service is marked failed (interrupted)
     app.state.feed.bind(asyncio.get_running_loop())
     task = asyncio.create_task(_retention_loop(app))
     yield
     task.cancel()
+    await asyncio.to_thread(app.state.training.shutdown)
     app.state.engine.dispose()
 
 
@@ -71,11 +78,15 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.images = ImageStore(settings.image_dir, settings.image_max_age_days, settings.image_max_bytes,
                                   settings.image_max_pixels)
     app.state.feed = LiveFeed()
+    app.state.training = TrainingJobs(jobs_dir(settings), settings.training)
     app.add_middleware(BodyLimit)
     register_error_handlers(app)
     for module in (health, results, reviews, images, stats, live, admin, pages, docs):
         app.include_router(module.router)
-    for qa_module in (qa, qa_trends, qa_thresholds, qa_pages):  # the QA workstation
+    for operator_module in (operator, kiosk):  # the operator pages' data and kiosk login
+        app.include_router(operator_module.router)
+    app.include_router(kiosk.admin_router)
+    for qa_module in (qa, qa_trends, qa_thresholds, models, training, qa_pages):  # the QA workstation
         app.include_router(qa_module.router)
     app.mount("/static", pages.static_files(), name="static")
     app.mount(docs.ASSETS_URL, docs.asset_files(), name="docs-assets")

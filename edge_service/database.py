@@ -11,6 +11,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Engine,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     text,
@@ -105,9 +107,31 @@ station_assignments = Table(
     "station_assignments", metadata,
     Column("station_path", String(330), primary_key=True),
     Column("model_version", String(64)),
-    Column("threshold", Float, nullable=False),
+    Column("threshold", Float),  # null: the model's own (migration 0003)
     Column("updated_by", String(128), nullable=False),
     Column("updated_at", DateTime, nullable=False),
+    Column("model_name", String(64)),
+    Column("model_sha256", String(64)),
+    Column("shadow_model_name", String(64)),
+    Column("shadow_model_version", String(64)),
+    Column("previous", Text),  # JSON list of the earlier assignments, newest first (rollback pops one)
+)
+
+# Models on the service (migration 0003_models): one row per uploaded name + version; the file itself is kept
+# as <model dir>/<sha256>.onnx. card: the model's inspection.* metadata as JSON.
+models = Table(
+    "models", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("preset", String(32)),
+    Column("card", Text, nullable=False),
+    Column("uploaded_by", String(128), nullable=False),
+    Column("uploaded_at", DateTime, nullable=False, index=True),
+    Column("note", Text),
+    UniqueConstraint("name", "version", name="uq_models_name_version"),
 )
 
 audit_log = Table(
@@ -120,6 +144,19 @@ audit_log = Table(
     Column("old_value", Text),
     Column("new_value", Text),
     Column("reason", Text),
+)
+
+# Kiosk logins of the operator page (migration 0004_kiosk_sessions): a cookie holds ``secret``; only its SHA-256
+# is stored. A session reads only what the operator page needs and dies with its token.
+kiosk_sessions = Table(
+    "kiosk_sessions", metadata,
+    Column("id", String(16), primary_key=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("token_id", String(16), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime),
 )
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

@@ -16,7 +16,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, Strict, StringConstraints, model_validator
 
-from inspection.schema import InspectionResult, ModelInfo, Region, StageTimings
+from inspection.schema import InspectionResult, ModelInfo, Region, ShadowVerdict, StageTimings
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -104,6 +104,26 @@ class IngestModelInfo(ModelInfo):
     sha256: Line64
 
 
+def _verdict_agrees(verdict: str, score: float, threshold: float, what: str = "verdict") -> None:
+    expected = "FAIL" if score > threshold else "PASS"
+    if verdict != expected:
+        raise ValueError(f"{what} {verdict} contradicts score {score:g} and threshold {threshold:g} (FAIL exactly "
+                         "when score > threshold)")
+
+
+class IngestShadow(ShadowVerdict):
+    """A shadow model's verdict, held to the same rules as the live one."""
+
+    model: IngestModelInfo
+    score: Finite
+    threshold: Finite
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IngestShadow:
+        _verdict_agrees(self.verdict, self.score, self.threshold, "shadow verdict")
+        return self
+
+
 class IngestResult(InspectionResult):
     """A result as the service accepts it."""
 
@@ -118,15 +138,13 @@ class IngestResult(InspectionResult):
     timings: IngestTimings
     input_conversion: Line128 | None = None
     recipe: Line64 | None = None
+    shadow: IngestShadow | None = None
     captured_at: AcceptedTime | None = None
     inspected_at: AcceptedTime = Field(default_factory=lambda: datetime.now(UTC))
 
     @model_validator(mode="after")
     def _consistent(self) -> IngestResult:
-        expected = "FAIL" if self.score > self.threshold else "PASS"
-        if self.verdict != expected:
-            raise ValueError(f"verdict {self.verdict} contradicts score {self.score:g} and threshold "
-                             f"{self.threshold:g} (FAIL exactly when score > threshold)")
+        _verdict_agrees(self.verdict, self.score, self.threshold)
         for i, r in enumerate(self.regions):
             if r.x + r.width > self.image_width or r.y + r.height > self.image_height:
                 raise ValueError(f"regions.{i} ({r.x}, {r.y}, {r.width} x {r.height}) lies outside the "

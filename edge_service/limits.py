@@ -1,9 +1,11 @@
 """Request-body limits that hold: an ASGI middleware that refuses before any route or authentication work.
 
-Per route, a body may be at most :func:`body_limit` bytes (ingest 16 MB, an image upload 8 MB, anything else
-16 MB). A ``Content-Length`` over the limit is refused with 413 from the headers alone; a chunked body is
-counted while it streams in and refused with 413 the moment it passes the limit (the route sees a
-disconnect, the connection is closed, the rest is never read). A body sent to ``/api/`` without an
+Per route, a body may be at most :func:`body_limit` bytes (ingest 16 MB, an image upload 8 MB, a model upload
+64 MB by default (``ServiceSettings.model_max_bytes``), a training job's upload 512 MB by default
+(``TrainingSettings.max_upload_bytes``), anything else 16 MB). A ``Content-Length`` over the
+limit is refused with 413 from the headers alone; a chunked body is counted while it streams in and refused
+with 413 the moment it passes the limit (the route sees a disconnect, the connection is closed, the rest is
+never read). A body sent to ``/api/`` without an
 ``Authorization`` header is refused with 401 from the headers alone (unless the service runs insecure-local),
 so an unauthenticated request never costs more than reading its headers (``dependency_overrides`` of the
 principal are honoured).
@@ -21,16 +23,24 @@ from edge_service.dependencies import principal
 from edge_service.errors import problem_response
 from edge_service.image_store import MAX_IMAGE_BYTES
 from edge_service.redaction import TOKEN_PARAMETERS
-from edge_service.settings import MAX_REQUEST_BYTES
+from edge_service.settings import MAX_MODEL_BYTES, MAX_REQUEST_BYTES, TrainingSettings
 
 _IMAGE_UPLOAD = re.compile(r"^/api/v1/results/[^/]+/images/[^/]+/?$")
+_MODEL_UPLOAD = re.compile(r"^/api/v1/models/?$")
+_TRAINING_UPLOAD = re.compile(r"^/api/v1/training/jobs/?$")
 _CLOSE = {"Connection": "close"}
 
 
-def body_limit(method: str, path: str) -> int:
-    """The most bytes a request body may have on this route."""
+def body_limit(method: str, path: str, model_max_bytes: int = MAX_MODEL_BYTES,
+               training_max_bytes: int = TrainingSettings.max_upload_bytes) -> int:
+    """The most bytes a request body may have on this route (model and training uploads: the service's
+    settings)."""
     if method == "PUT" and _IMAGE_UPLOAD.match(path):
         return MAX_IMAGE_BYTES
+    if method == "POST" and _MODEL_UPLOAD.match(path):
+        return model_max_bytes
+    if method == "POST" and _TRAINING_UPLOAD.match(path):
+        return training_max_bytes
     return MAX_REQUEST_BYTES
 
 
@@ -113,7 +123,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         headers = _Headers.of(scope)
-        limit = body_limit(scope["method"], scope["path"])
+        settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+        limit = body_limit(scope["method"], scope["path"], *(
+            [settings.model_max_bytes, settings.training.max_upload_bytes] if settings else []))
         length = headers.content_length
         if length is not None and (not length.strip().isdigit() or int(length) > limit):
             refusal = problem_response(413, "too_large", f"request body of {length} bytes; the limit of this "

@@ -14,18 +14,13 @@ import math
 
 from sqlalchemy import Engine, select
 
-from edge_service.database import as_utc, results, station_assignments, stations, utcnow
+from edge_service import model_assignments
+from edge_service.database import results, station_assignments
 from edge_service.qa_audit import record
-from edge_service.qa_models import Assignment, EvidenceBin, RatePoint, ThresholdEvidence
-from edge_service.store import UnknownStation
+from edge_service.qa_models import EvidenceBin, RatePoint, StationAssignment, ThresholdEvidence
 
 BINS = 20
 CURVE_POINTS = 41
-
-
-def _require_station(conn, station: str) -> None:
-    if conn.execute(select(stations.c.path).where(stations.c.path == station)).first() is None:
-        raise UnknownStation([station])
 
 
 def rates(goods: list[float], defects: list[float], t: float) -> RatePoint:
@@ -76,7 +71,7 @@ def evidence(engine: Engine, station: str, model_version: str | None, target_frr
     if model_version:
         conds.append(results.c.model_version == model_version)
     with engine.connect() as conn:
-        _require_station(conn, station)
+        model_assignments.require_station(conn, station)
         rows = conn.execute(select(results.c.score, results.c.review_state).where(*conds)).all()
         current = _current_threshold(conn, station)
     goods = [s for s, state in rows if state == "false_alarm"]
@@ -98,42 +93,30 @@ def evidence(engine: Engine, station: str, model_version: str | None, target_frr
         what_if=rates(goods, defects, at) if at is not None else None, note=note)
 
 
-def _assignment_of(row, station: str, fallback_version: str | None) -> Assignment:
-    if row is None:
-        return Assignment(station=station, model_version=fallback_version, threshold=None, updated_by=None,
-                          updated_at=None)
-    return Assignment(station=station, model_version=row.model_version or fallback_version,
-                      threshold=row.threshold, updated_by=row.updated_by, updated_at=as_utc(row.updated_at))
-
-
-def assignment(engine: Engine, station: str) -> Assignment:
-    """What the station should run; without an applied threshold, threshold is null (the model's own) and
-    the model version is the one its newest result was judged with."""
-    with engine.connect() as conn:
-        _require_station(conn, station)
-        row = conn.execute(select(station_assignments)
-                           .where(station_assignments.c.station_path == station)).first()
-        latest = conn.execute(select(results.c.model_version).where(results.c.station_path == station)
-                              .order_by(results.c.inspected_at.desc()).limit(1)).scalar()
-    return _assignment_of(row, station, latest)
+def assignment(engine: Engine, station: str) -> StationAssignment:
+    """What the station should run (see model_assignments.read)."""
+    return model_assignments.station_assignment(engine, station)
 
 
 def apply_threshold(engine: Engine, station: str, threshold: float, model_version: str | None, reason: str,
-                    actor: str) -> Assignment:
-    """Set the station's threshold and write the audit entry in one transaction (both or neither)."""
+                    actor: str) -> StationAssignment:
+    """Set the station's threshold and write the audit entry in one transaction (both or neither); the
+    assignment before it is kept for rollback. With a model assigned, the threshold is for that model."""
     if not (math.isfinite(threshold) and threshold > 0):
         raise ValueError(f"threshold {threshold!r} is not a finite positive number")
     with engine.begin() as conn:
-        _require_station(conn, station)
-        old = conn.execute(select(station_assignments)
-                           .where(station_assignments.c.station_path == station)).first()
+        model_assignments.require_station(conn, station)
+        old = model_assignments.current_for_update(conn, station)
+        if old is not None and old.model_name is not None and model_version and model_version != old.model_version:
+            raise model_assignments.AssignmentRefused(
+                f"model_version {model_version!r}: the station is assigned {old.model_name} version "
+                f"{old.model_version}; assign that version on the models page first")
         version = model_version or (old.model_version if old else None)
-        values = {"model_version": version, "threshold": threshold, "updated_by": actor, "updated_at": utcnow()}
-        if old is None:
-            conn.execute(station_assignments.insert().values(station_path=station, **values))
-        else:
-            conn.execute(station_assignments.update().where(station_assignments.c.station_path == station)
-                         .values(**values))
+        values = {"model_version": version, "threshold": threshold, "updated_by": actor}
+        if old is not None:
+            values |= {f: getattr(old, f) for f in ("model_name", "model_sha256", "shadow_model_name",
+                                                     "shadow_model_version")}
+        model_assignments.write(conn, station, old, values, model_assignments.pushed(old))
         old_value = json.dumps({"threshold": old.threshold, "model_version": old.model_version}) if old else None
         record(conn, actor, "threshold", station, old_value,
                json.dumps({"threshold": threshold, "model_version": version}), reason)

@@ -41,6 +41,16 @@ class ModelInfo(BaseModel):
     sha256: str
 
 
+class ShadowVerdict(BaseModel):
+    """Shadow mode: what a candidate model, run beside the live one on the same frame, would have said.
+    Recorded for QA to compare before promoting it; never acted on."""
+
+    model: ModelInfo
+    verdict: Verdict
+    score: float
+    threshold: float
+
+
 # A segment of the station path: safe in URLs, file names and MQTT topics (no '/', '+', '#', spaces).
 SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 STATION_LEVELS = ("site", "area", "line", "cell", "station")
@@ -101,3 +111,5 @@ class InspectionResult(BaseModel):
     # (product) whose model inspected the part. Optional, so records without them stay valid (schema 1.0).
     trigger_sequence: int | None = Field(default=None, ge=1, le=2**32 - 1)
     recipe: str | None = Field(default=None, max_length=64)
+    # Shadow mode only (None otherwise): the candidate model's verdict on the same frame, not acted on.
+    shadow: ShadowVerdict | None = None

@@ -54,7 +54,7 @@ def test_evidence_apply_audit_and_assignment(service):
         "false_reject_rate"] == 0.0
     before = service.get(f"/api/v1/stations/{STATION}/assignment", role="edge").json()
     assert before == {"station": STATION, "model_version": "2", "threshold": None, "updated_by": None,
-                      "updated_at": None}
+                      "updated_at": None, "model": None, "shadow": None, "previous": []}
     url = f"/api/v1/stations/{STATION}/threshold"
     for bad, why in (("abc", "valid number"), (-1, "greater than 0"), (0, "greater than 0"), ("inf", "finite"),
                      ("nan", "finite")):

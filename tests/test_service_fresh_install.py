@@ -22,8 +22,8 @@ from service_support import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 # What edge_service and `inspection serve` import, and nothing of the inspection runtime.
-SERVICE_DEPENDENCIES = ["fastapi", "fastapi-offline", "pillow", "uvicorn", "pydantic", "sqlalchemy", "alembic",
-                        "prometheus-client", "typer", "numpy", "opencv-python-headless"]
+SERVICE_DEPENDENCIES = ["fastapi", "fastapi-offline", "python-multipart", "pillow", "uvicorn", "pydantic",
+                        "sqlalchemy", "alembic", "prometheus-client", "typer", "numpy", "opencv-python-headless"]
 RUNTIME = ("onnxruntime", "onnx")
 
 

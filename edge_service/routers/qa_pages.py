@@ -1,4 +1,5 @@
-"""The QA workstation's pages (review queue, part viewer, trends, thresholds); offline: assets from /static."""
+"""The QA workstation's pages (review queue, part viewer, trends, thresholds, models, training); offline: assets
+from /static."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ router = APIRouter(include_in_schema=False)
 SHIFT_START_HOURS = (6, 14, 22)  # local time of the browser; "this shift" starts at the latest of these
 
 
-def _page(name: str, needs_token: bool) -> HTMLResponse:
-    config = {"needsToken": needs_token, "shiftStartHours": list(SHIFT_START_HOURS)}
+def _page(name: str, needs_token: bool, **extra: object) -> HTMLResponse:
+    config = {"needsToken": needs_token, "shiftStartHours": list(SHIFT_START_HOURS), **extra}
     html = (PAGES / name).read_text().replace("/*CONFIG*/", f"window.QA = {json.dumps(config)};")
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
@@ -38,3 +39,13 @@ def trends_page(settings: Settings) -> HTMLResponse:
 @router.get("/qa/thresholds", response_class=HTMLResponse)
 def thresholds_page(settings: Settings) -> HTMLResponse:
     return _page("qa_thresholds.html", not settings.insecure_local)
+
+
+@router.get("/qa/models", response_class=HTMLResponse)
+def models_page(settings: Settings) -> HTMLResponse:
+    return _page("qa_models.html", not settings.insecure_local, modelMaxBytes=settings.model_max_bytes)
+
+
+@router.get("/qa/train", response_class=HTMLResponse)
+def training_page(settings: Settings) -> HTMLResponse:
+    return _page("qa_train.html", not settings.insecure_local)

@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from edge_service import qa_audit, qa_thresholds
+from edge_service import model_assignments, qa_audit, qa_thresholds
 from edge_service.auth import Principal
 from edge_service.dependencies import Admin, Database, Reader, Reviewer, principal
-from edge_service.errors import Forbidden, documented
+from edge_service.errors import Forbidden, InvalidRequest, documented
 from edge_service.ingest_rules import Line330
-from edge_service.qa_models import Assignment, AuditEntry, ThresholdEvidence, ThresholdIn
+from edge_service.qa_models import AuditEntry, StationAssignment, ThresholdEvidence, ThresholdIn
 
 router = APIRouter(prefix="/api/v1", tags=["thresholds"])
 StationPath = Annotated[str, Query(min_length=1, max_length=330, description="site/area/line/cell/station")]
@@ -31,11 +31,14 @@ def threshold_evidence(
 
 
 @router.post("/stations/{station:path}/threshold", responses=documented(400, 401, 403, 404, 422))
-def apply_threshold(station: str, body: ThresholdIn, who: Reviewer, engine: Database) -> Assignment:
+def apply_threshold(station: str, body: ThresholdIn, who: Reviewer, engine: Database) -> StationAssignment:
     """Apply a new threshold to a station (audited: who, when, old, new, why); the station reads it from its
-    assignment."""
-    return qa_thresholds.apply_threshold(engine, station.strip("/"), body.threshold, body.model_version,
-                                         body.reason, who.name)
+    assignment. The assignment before it is kept for rollback."""
+    try:
+        return qa_thresholds.apply_threshold(engine, station.strip("/"), body.threshold, body.model_version,
+                                             body.reason, who.name)
+    except model_assignments.AssignmentRefused as exc:
+        raise InvalidRequest(f"{exc}; nothing was applied") from None
 
 
 def _assignment_reader(who: Annotated[Principal, Depends(principal)]) -> Principal:
@@ -46,9 +49,10 @@ def _assignment_reader(who: Annotated[Principal, Depends(principal)]) -> Princip
 
 @router.get("/stations/{station:path}/assignment", responses=documented(401, 403, 404, 422))
 def station_assignment(station: str, who: Annotated[Principal, Depends(_assignment_reader)],
-                       engine: Database) -> Assignment:
-    """The model version and threshold this station should run (null threshold: the model's own). Readable
-    by reading tokens and by edge tokens for the stations they may write."""
+                       engine: Database) -> StationAssignment:
+    """The model (name, version, SHA-256, download URL), threshold (null: the model's own) and shadow
+    candidate this station should run, and the earlier assignments rollback returns to. Readable by reading
+    tokens and by edge tokens for the stations they may write."""
     path = station.strip("/")
     if not who.can("read") and not who.may_write_station(path):
         raise Forbidden(f"token {who.name!r} may only read assignments under {who.station_prefix!r}")

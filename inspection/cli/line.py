@@ -104,9 +104,13 @@ def _serve(runner: LineRunner, duration: float | None) -> None:
         runner.stop()
         raise fail(f"the station could not start: {type(exc).__name__}: {exc}") from None
     links = ", ".join(f.dest for f in runner.forwarders) or "none (outbox only)"
-    typer.echo(f"station {runner.station.path}: {runner.source.name}, model {runner.model.info.name} "
-               f"v{runner.model.info.version}; delivering to {links}"
+    running = runner.running_model().info  # the assigned model, when one was restored from the cache
+    typer.echo(f"station {runner.station.path}: {runner.source.name}, model {running.name} "
+               f"v{running.version}; delivering to {links}"
                + (f"; status http://{cfg.status.host}:{cfg.status.port}/status" if cfg.status.port else ""))
+    if runner.assignment:
+        typer.echo(f"model assignment: polling {cfg.service.url} every {cfg.assignment.poll_interval_s:g} s; "
+                   f"models cached in {cfg.assignment.cache_dir}")
     if runner.trigger_mode:
         http = "POST /trigger on the status port" if cfg.status.port else "no HTTP trigger (status.port = 0)"
         typer.echo("trigger mode: " + "; ".join([*runner.trigger_mode.plant.lines, http]))

@@ -58,8 +58,12 @@ def train(
     threads: Annotated[int | None, typer.Option(help="onnxruntime threads (default: all cores).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (coreset start, projections, hold-out split).")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    progress_json: Annotated[bool, typer.Option("--progress-json", help="Progress as JSON lines on stderr "
+                                                "({\"progress\": {stage, done, total, fraction}}), not bars.")]
+    = False,
 ) -> None:
     """Train a model for a new part type from good images only."""
+    from inspection.cli.progress_json import JsonLinesProgress
     from inspection.model.training import TrainConfig
     from inspection.model.training import train as run_train
 
@@ -67,7 +71,9 @@ def train(
                                                "top_k": top_k, "projection_dim": projection_dim})
     config = TrainConfig(name=name or out.stem, model_version=version, input_size=parse_size(input_size),
                          holdout_fraction=holdout, target_frr=target_frr, policy=policy, seed=seed,
-                         threads=threads, progress=not quiet, **settings)
+                         threads=threads, progress=progress_json or not quiet, **settings)
+    if progress_json:
+        config.bar = JsonLinesProgress
     try:
         report = run_train(good, out, config, calib_good_dir=calib_good, defects_dir=defects)
     except (InspectionError, ValueError) as exc:

@@ -72,6 +72,9 @@ class ImagesSection(_Strict):
     dir: Path = Path("runs/images")
     keep_pass_fraction: float = Field(default=0.02, ge=0, le=1, description="share of PASS parts whose images "
                                                                              "are kept (all FAILs are)")
+    keep_near_threshold: float = Field(default=0.05, ge=0, le=1, description="every result whose score lies "
+                                       "within this share of the threshold (|score - threshold| <= x * "
+                                       "threshold) keeps its images; 0: off")
     max_age_days: float = Field(default=7.0, gt=0)
     max_gb: float = Field(default=5.0, gt=0)
 
@@ -115,6 +118,18 @@ class MqttSection(_Strict):
         return os.environ.get(self.password_env) if self.password_env else None
 
 
+class AssignmentSection(_Strict):
+    """The model assignment from the results service (``[service]`` url and token): polled, the assigned model
+    downloaded, checked and swapped in between two frames; off by default."""
+
+    enabled: bool = False
+    poll_interval_s: float = Field(default=10.0, gt=0, le=3600, description="seconds between polls")
+    cache_dir: Path = Field(default=Path("runs/models"), description="downloaded models (<sha256>.onnx) and the "
+                            "last applied assignment, reused after a restart while the service is down")
+    timeout_s: float = Field(default=30.0, gt=0, le=3600, description="per request (a download: per read)")
+    max_model_mb: float = Field(default=512.0, gt=0, le=16384, description="larger downloads are refused")
+
+
 class StatusSection(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9100, ge=0, le=65535, description="0 = no status server")
@@ -136,6 +151,7 @@ class StationConfig(_Strict):
     service: ServiceSection = ServiceSection()
     mqtt: MqttSection = MqttSection()
     status: StatusSection = StatusSection()
+    assignment: AssignmentSection = AssignmentSection()
     drift: DriftSection = DriftSection()
     plant: PlantSection = Field(default_factory=PlantSection, description="trigger mode: the PLC handshake, "
                                 "recipes, Modbus TCP and OPC UA; off (free-running) by default")
@@ -144,6 +160,13 @@ class StationConfig(_Strict):
     def _sparkplug_needs_broker(self):
         if self.mqtt.sparkplug.enabled and not self.mqtt.host:
             raise ValueError("mqtt.sparkplug.enabled: Sparkplug B needs a broker (mqtt.host)")
+        return self
+
+    @model_validator(mode="after")
+    def _assignment_needs_service(self):
+        if self.assignment.enabled and not self.service.url:
+            raise ValueError("assignment.enabled: the model assignment is polled from the results service "
+                             "(service.url)")
         return self
 
     @model_validator(mode="after")

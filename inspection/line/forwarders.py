@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from inspection.line.backoff import Backoff
+from inspection.line.local_images import heatmap_path
 from inspection.line.metrics import DELIVERED, DELIVERY_ERRORS, REJECTED, UNACKNOWLEDGED
 from inspection.line.outbox import REJECTED as STATE_REJECTED
 from inspection.line.outbox import Outbox
@@ -169,7 +170,8 @@ class HttpForwarder(Forwarder):
                                "is sent again")
 
     def _upload_images(self, entry) -> None:
-        for kind, path in (("original", entry.original_path), ("overlay", entry.overlay_path)):
+        heatmap = str(heatmap_path(entry.original_path)) if entry.original_path else None
+        for kind, path in (("original", entry.original_path), ("overlay", entry.overlay_path), ("heatmap", heatmap)):
             if not path:
                 continue
             p = Path(path)

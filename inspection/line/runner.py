@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from inspection.line import metrics as m
+from inspection.line.assignment import make_poller
+from inspection.line.assignment_models import FREE_RUNNING, Judges
 from inspection.line.config import StationConfig
 from inspection.line.drift import DriftMonitor
 from inspection.line.forwarders import Forwarder, HttpForwarder, MqttForwarder
@@ -84,8 +86,7 @@ class LineRunner:
         self.finished = threading.Event()  # publish has ended: everything taken is committed or counted
         self.fatal = threading.Event()  # stopped on an unrecoverable error (not a full disk: that resumes)
         self.counters = LineCounters()
-        self.drift = DriftMonitor(self.model.meta.good_scores, self.model.meta.threshold, cfg.drift.window_s,
-                                  cfg.drift.min_count)
+        self.drift = self._drift_for(self.model)
         self._drift_sent = 0.0
         self.trigger_mode: TriggerMode | None = None
         self.watchdog = SourceWatchdog(self.source, cfg.source.stall_timeout_s, self.stop_capture,
@@ -105,7 +106,8 @@ class LineRunner:
         capture_q: queue.Queue = queue.Queue(maxsize=cfg.source.queue_size)
         result_q: queue.Queue = queue.Queue(maxsize=64)
         self.publish_settings = PublishSettings(self.outbox_path, self.enabled, self.station,
-                                                cfg.images.keep_pass_fraction, self.model.meta.good_scores.p50)
+                                                cfg.images.keep_pass_fraction, self.model.meta.good_scores.p50,
+                                                keep_near_threshold=cfg.images.keep_near_threshold)
         self.latencies = self.publish_settings.latencies  # capture -> commit, seconds (for benchmarks)
         images = LocalImages(cfg.images.dir, cfg.images.max_age_days, int(cfg.images.max_gb * 1024**3))
         self.sparkplug = make_sparkplug(cfg, self.station)
@@ -113,13 +115,34 @@ class LineRunner:
                              self.stop_capture, self._on_record)
         if cfg.plant.enabled:
             self.trigger_mode = build_trigger_mode(cfg, self.ctx, self.model)
+            self.judges = self.trigger_mode.judges
             stages = self.trigger_mode.stages(self.ctx, self.watchdog, self.stop_capture, self.publish_settings,
                                               images, hooks, np.random.default_rng())
         else:
+            self.judges = Judges({FREE_RUNNING: self.model})
             stages = [CaptureStage(self.ctx, self.watchdog, capture_q, self.stop_capture),
-                      InferenceStage(self.ctx, self.model, capture_q, result_q),
+                      InferenceStage(self.ctx, self.judges, capture_q, result_q),
                       PublishStage(self.ctx, self.publish_settings, result_q, images, hooks, np.random.default_rng())]
+        self.assignment = make_poller(cfg, self.station.path, self.judges, self._active_recipe, self._swapped)
+        if self.assignment:
+            self.assignment.restore()  # the last assignment from the cache: run it from the first frame
         return Supervisor(stages, on_fatal=self.fail)
+
+    def _active_recipe(self) -> int:
+        return self.trigger_mode.plant.core.snapshot().recipe if self.trigger_mode else FREE_RUNNING
+
+    def running_model(self) -> InspectionModel:
+        """The model judging now (trigger mode: the active recipe's)."""
+        return self.judges.for_recipe(self._active_recipe()).live
+
+    def _swapped(self) -> None:
+        """A new model judges: the overlay's colour scale follows it."""
+        self.publish_settings.overlay_reference = self.running_model().meta.good_scores.p50
+
+    def _drift_for(self, model: InspectionModel) -> DriftMonitor:
+        self._drift_sha = model.info.sha256
+        return DriftMonitor(model.meta.good_scores, model.meta.threshold, self.cfg.drift.window_s,
+                            self.cfg.drift.min_count)
 
     def _make_forwarders(self) -> list[Forwarder]:
         cfg = self.cfg
@@ -134,12 +157,16 @@ class LineRunner:
         return forwarders
 
     def _on_record(self, record) -> None:
-        """A committed record: to Sparkplug B; an inspection by the station's model into the drift window (not
-        trigger errors, nor other recipes' models), the drift figures to MQTT now and then."""
+        """A committed record: to Sparkplug B; an inspection by the model judging now into the drift window (a
+        new model, swapped in or another recipe's, starts a new window; trigger errors have no score), the
+        drift figures to MQTT now and then."""
         if self.sparkplug:
             self.sparkplug.on_record(record)
+        running = self.running_model()
+        if running.info.sha256 != self._drift_sha:
+            self.drift = self._drift_for(running)
         model = getattr(record, "model", None)
-        if model is None or model.sha256 != self.model.info.sha256:
+        if model is None or model.sha256 != self._drift_sha:
             return
         self.drift.add(record.verdict, record.score)
         if time.monotonic() - self._drift_sent >= self.cfg.drift.publish_s:
@@ -239,6 +266,8 @@ class LineRunner:
             f.start()
         if self.sparkplug:
             self.sparkplug.start()
+        if self.assignment:
+            self.assignment.start()
         if self.trigger_mode:
             try:
                 self.trigger_mode.plant.start(ready=False)  # Ready once the camera gives frames
@@ -274,6 +303,8 @@ class LineRunner:
             f.join(timeout=self.flush_timeout + 5)
         if self.sparkplug:
             self.sparkplug.stop()
+        if self.assignment:
+            self.assignment.stop()
         if self.status_server:
             self.status_server.stop()
         with self._state_lock:
@@ -312,14 +343,15 @@ class LineRunner:
                   for name, h in self.supervisor.health.items()}
         return LineStatus(
             station=self.station.path, state=state, error=self.error,
-            uptime_s=round(time.time() - self.started_at, 1), model=self.model.info.model_dump(),
+            uptime_s=round(time.time() - self.started_at, 1), model=self.running_model().info.model_dump(),
             source=SourceStatus(name=self.source.name, state=w.state, live=self.source.live, frames=c.frames,
                                 dropped=c.dropped, corrupt=c.corrupt, failed=c.failed, reopens=w.reopens,
                                 stalls=w.stalls),
             stages=stages, results={"PASS": c.passed, "FAIL": c.rejected_parts}, outbox=outbox,
             outbox_error=outbox_error,
             links={f.dest: LinkStatus(state=f.state, last_error=f.last_error) for f in self.forwarders},
-            trigger=self.trigger_mode.status() if self.trigger_mode else None, drift=drift)
+            trigger=self.trigger_mode.status() if self.trigger_mode else None,
+            assignment=self.assignment.status() if self.assignment else None, drift=drift)
 
     def status(self) -> dict:
         return self.snapshot().model_dump()

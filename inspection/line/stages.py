@@ -28,13 +28,13 @@ import numpy as np
 
 from inspection.errors import ImageError
 from inspection.line import metrics as m
+from inspection.line.assignment_models import Judges
 from inspection.line.backoff import Backoff
-from inspection.line.local_images import LocalImages
+from inspection.line.local_images import LocalImages, keeps_images
 from inspection.line.outbox import Outbox
-from inspection.model.runtime import InspectionModel
 from inspection.results.inspection import Inspection
-from inspection.results.overlay import render_overlay
-from inspection.schema import StageTimings, StationContext
+from inspection.results.overlay import heat_colours, render_overlay
+from inspection.schema import ShadowVerdict, StageTimings, StationContext
 from inspection.sources.frame import Frame, FrameSource, SourceFinished, frame_rgb
 from inspection.sources.watchdog import SourceWatchdog
 
@@ -83,6 +83,7 @@ class Inspected:
     image: np.ndarray | None  # None: the frame was corrupt
     result: Inspection | None
     started: float
+    shadow: ShadowVerdict | None = None  # shadow mode: the candidate model's verdict on the same frame
 
 
 @dataclass
@@ -186,9 +187,9 @@ class CaptureStage(Stage):
 class InferenceStage(Stage):
     name = "inference"
 
-    def __init__(self, ctx: LineContext, model: InspectionModel, inbox: queue.Queue, out: queue.Queue):
+    def __init__(self, ctx: LineContext, judges: Judges, inbox: queue.Queue, out: queue.Queue):
         super().__init__(ctx)
-        self.model, self.inbox, self.out = model, inbox, out
+        self.judges, self.inbox, self.out = judges, inbox, out
 
     def run(self) -> None:
         while True:
@@ -207,7 +208,9 @@ class InferenceStage(Stage):
         try:
             converted = frame_rgb(frame)
             image = converted.image
-            result = self.model.inspect(image, name=frame.name)
+            judge = self.judges.for_recipe()  # read once: a model swap applies from the next frame on
+            result, shadow = judge.inspect(image, frame.name, self.judges.cost, frame.captured_mono,
+                                           self.ctx.counters.frames)
             result.input_conversion = converted.conversion  # the model saw RGB: say what the frame was
         except ImageError as exc:
             self.ctx.counters.corrupt += 1
@@ -216,7 +219,7 @@ class InferenceStage(Stage):
             self.in_flight = None
             return Inspected(frame, None, None, started)
         self.in_flight = None  # handed on: publish answers for it now
-        return Inspected(frame, image, result, started)
+        return Inspected(frame, image, result, started, shadow)
 
     def drain_failed(self) -> None:
         while not isinstance(frame := self.inbox.get(), End):
@@ -233,6 +236,7 @@ class PublishSettings:
     station: StationContext
     keep_pass_fraction: float
     overlay_reference: float  # the model's good-score median: the overlay's colour scale
+    keep_near_threshold: float = 0.0  # results this close to the threshold (relative) keep their images
     latencies: list[float] = field(default_factory=list)  # capture -> commit, seconds (bounded; benchmarks)
 
 
@@ -298,12 +302,14 @@ class PublishStage(Stage):
         frame = item.frame
         timings = r.timings.model_dump() | {"capture_wait_ms": (item.started - frame.captured_mono) * 1e3}
         record = r.to_result(station=self.s.station, part_id=frame.part_id, source=frame.name,
-                             captured_at=frame.captured_at, timings=StageTimings(**timings), **self._context(item))
+                             captured_at=frame.captured_at, timings=StageTimings(**timings), shadow=item.shadow,
+                             **self._context(item))
         rid = str(record.inspection_id)
         original = overlay = None
-        keep = self.s.keep_pass_fraction
-        if r.verdict == "FAIL" or (keep > 0 and self.rng.random() < keep):
-            original, overlay = self.images.save(rid, image, render_overlay(image, r, self.s.overlay_reference))
+        if keeps_images(r.verdict, r.score, r.threshold, self.s.keep_near_threshold, float(self.rng.random()),
+                        self.s.keep_pass_fraction):
+            heat, _alpha = heat_colours(r.anomaly_map, self.s.overlay_reference, r.threshold)
+            original, overlay = self.images.save(rid, image, render_overlay(image, r, self.s.overlay_reference), heat)
         record.timings.publish_ms = (time.monotonic() - t0) * 1e3
         self._add(outbox, rid, record.model_dump_json(), original, overlay)
         self.hooks.committed(record)

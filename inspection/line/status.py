@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
@@ -68,6 +69,27 @@ class TriggerStatus(BaseModel):
     servers: list[str]
 
 
+class AssignmentStatus(BaseModel):
+    """The model assignment from the results service: what runs (per recipe; "0" when free-running), what the
+    service assigns, the last poll and its error, and what a shadow model costs against the frame budget."""
+
+    running: dict[str, dict[str, Any]]
+    assigned: dict[str, Any] | None  # the service's latest answer (None: not reached yet)
+    applied: dict[str, Any] | None  # the assignment the running judges come from (None: the configured models)
+    in_sync: bool
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    polls: int
+    errors: int
+    swaps: int
+    shadow_ms: float | None  # shadow mode: mean milliseconds per frame of the shadow model
+    live_ms: float | None
+    frame_interval_ms: float | None
+    shadow_over_budget: bool  # live + shadow take longer than the time between frames
+
+
 class LineStatus(BaseModel):
     station: str
     state: RunnerState
@@ -81,6 +103,7 @@ class LineStatus(BaseModel):
     outbox_error: str | None = None  # the outbox could not be read
     links: dict[str, LinkStatus]
     trigger: TriggerStatus | None = None  # trigger mode only
+    assignment: AssignmentStatus | None = None  # [assignment] enabled only
     drift: DriftStatus | None = None  # the PASS scores against the model's good scores (inspection.line.drift)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inspection.errors import InspectionError
+from inspection.line.assignment_models import Judges
 from inspection.line.config import ConfigError, StationConfig
 from inspection.line.local_images import LocalImages
 from inspection.line.stages import LineContext, PublishHooks, PublishSettings, Stage
@@ -45,7 +46,7 @@ class TriggerMode:
     plant: PlantStation
     frames: FreshestFrame
     results: queue.Queue
-    models: dict[int, InspectionModel]
+    judges: Judges  # each recipe's model, swapped by the service's assignment
 
     def stages(self, ctx: LineContext, watchdog: SourceWatchdog, stop: threading.Event, settings: PublishSettings,
                images: LocalImages, hooks: PublishHooks, rng) -> list[Stage]:
@@ -75,7 +76,7 @@ def build_trigger_mode(cfg: StationConfig, ctx: LineContext, station_model: Insp
     if not ctx.source.live:
         raise ConfigError(f"plant.enabled: trigger mode needs a live source (camera, gige, stream, simulated), "
                           f"not {cfg.source.kind!r}")
-    models = recipe_models(cfg, station_model)
+    judges = Judges(recipe_models(cfg, station_model))
     names = {n: r.name for n, r in cfg.plant.numbered().items()}
     frames = FreshestFrame()
     results: queue.Queue = queue.Queue()  # bounded by the handshake's buffer: at most one inspection at a time
@@ -83,6 +84,6 @@ def build_trigger_mode(cfg: StationConfig, ctx: LineContext, station_model: Insp
     def record_error(result: TriggerResult) -> None:
         results.put(TriggerErrorItem(result, names.get(result.recipe, str(result.recipe))))
 
-    inspector = TriggeredInspector(ctx, frames, models, names, results, cfg.plant.frame_timeout_s)
+    inspector = TriggeredInspector(ctx, frames, judges, names, results, cfg.plant.frame_timeout_s)
     plant = build_station(cfg.plant, inspector, on_error_result=record_error)
-    return TriggerMode(plant, frames, results, models)
+    return TriggerMode(plant, frames, results, judges)

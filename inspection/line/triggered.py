@@ -24,8 +24,8 @@ from datetime import datetime
 
 from inspection.errors import ImageError
 from inspection.line import metrics as m
+from inspection.line.assignment_models import Judges
 from inspection.line.stages import CaptureStage, Inspected, LineContext
-from inspection.model.runtime import InspectionModel
 from inspection.plant.records import CameraError, Trigger, TriggerResult
 from inspection.sources.frame import Frame, SourceFinished, frame_rgb
 from inspection.sources.watchdog import SourceWatchdog
@@ -157,21 +157,23 @@ class TriggeredInspector:
     """The handshake's inspect callable: the freshest frame after the trigger, the recipe's model, the record
     committed to the outbox (through the publish stage) before the answer."""
 
-    def __init__(self, ctx: LineContext, frames: FreshestFrame, models: dict[int, InspectionModel],
-                 recipe_names: dict[int, str], results: queue.Queue, frame_timeout_s: float):
-        self.ctx, self.frames, self.models, self.recipe_names = ctx, frames, models, recipe_names
+    def __init__(self, ctx: LineContext, frames: FreshestFrame, judges: Judges, recipe_names: dict[int, str],
+                 results: queue.Queue, frame_timeout_s: float):
+        self.ctx, self.frames, self.judges, self.recipe_names = ctx, frames, judges, recipe_names
         self.results, self.frame_timeout_s = results, frame_timeout_s
 
     def __call__(self, trig: Trigger) -> TriggerResult:
         if self.ctx.abort.is_set() or self.ctx.paused.is_set():
             raise CameraError("the station is not taking frames (outbox disk full or stopped on an error)")
         frame = self.frames.take_after(trig.triggered_at, self.frame_timeout_s)
-        model = self.models[trig.recipe]
+        judge = self.judges.for_recipe(trig.recipe)  # read once: a model swap applies from the next trigger on
+        model = judge.live
         started = time.monotonic()
         try:
             converted = frame_rgb(frame)
             image = converted.image
-            inspection = model.inspect(image, name=trig.part_id or frame.name)
+            inspection, shadow = judge.inspect(image, trig.part_id or frame.name, self.judges.cost,
+                                               time.monotonic(), trig.sequence)
             inspection.input_conversion = converted.conversion  # the model saw RGB: say what the frame was
         except ImageError as exc:
             self.ctx.counters.corrupt += 1
@@ -183,7 +185,7 @@ class TriggeredInspector:
             raise
         if trig.part_id:
             frame.part_id = trig.part_id
-        item = TriggeredItem(frame, image, inspection, started,
+        item = TriggeredItem(frame, image, inspection, started, shadow,
                              trigger=TriggerTag(trig.sequence, trig.part_id, self.recipe_names[trig.recipe]))
         self.results.put(item)
         if not item.committed.wait(COMMIT_TIMEOUT_S):

@@ -56,6 +56,7 @@ class TrainConfig:
     threads: int | None = None
     batch_size: int = 16
     progress: bool = True
+    bar: type[tqdm] = tqdm  # the progress-bar class (`inspection train --progress-json` gives JSON lines)
 
     def check(self) -> None:
         check_input_size(self.input_size)
@@ -92,10 +93,11 @@ class TrainReport:
     seconds: dict[str, float]
 
 
-def load_folder(paths: Iterable[Path], size: tuple[int, int], what: str, progress: bool) -> LoadedImages:
+def load_folder(paths: Iterable[Path], size: tuple[int, int], what: str, progress: bool,
+                bar: type[tqdm] = tqdm) -> LoadedImages:
     """Load and resize images, collecting a message per unreadable file instead of stopping."""
     ok_paths, images, errors = [], [], []
-    for p in tqdm(list(paths), desc=f"reading {what}", unit="img", disable=not progress, leave=False):
+    for p in bar(list(paths), desc=f"reading {what}", unit="img", disable=not progress, leave=False):
         try:
             images.append(resize_for_model(load_image(p), size))
             ok_paths.append(p)
@@ -130,10 +132,10 @@ def dataset_digest(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def extract_pooled(session: ort.InferenceSession, images: np.ndarray, batch: int, progress: bool
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def extract_pooled(session: ort.InferenceSession, images: np.ndarray, batch: int, progress: bool,
+                   bar: type[tqdm] = tqdm) -> tuple[np.ndarray, np.ndarray]:
     p8s, p16s = [], []
-    for i in tqdm(range(0, len(images), batch), desc="features", unit="batch", disable=not progress,
+    for i in bar(range(0, len(images), batch), desc="features", unit="batch", disable=not progress,
                   leave=False):
         p8, p16 = session.run(["pooled8", "pooled16"], {"image": images[i:i + batch]})
         p8s.append(p8)
@@ -159,8 +161,8 @@ def fit_head(p8: np.ndarray, p16: np.ndarray, config: TrainConfig) -> HeadParams
                             per_image, np.full(1, -1), config)
     rng = np.random.default_rng(config.seed)
     chooser = x @ (rng.standard_normal((dim, SELECTION_DIM)) / np.sqrt(SELECTION_DIM)).astype(np.float32)
-    with tqdm(total=min(config.bank_size, len(x)), desc="coreset", unit="entry", disable=not config.progress,
-              leave=False) as bar:
+    with config.bar(total=min(config.bank_size, len(x)), desc="coreset", unit="entry",
+                    disable=not config.progress, leave=False) as bar:
         chosen = greedy_coreset(chooser, config.bank_size, seed=config.seed, progress=bar.update)
     full = x[chosen]
     projection = None
@@ -212,10 +214,10 @@ class _Sets:
 def _load_sets(good_dir: str | Path, config: TrainConfig, calib_good_dir: str | Path | None,
                defects_dir: str | Path | None) -> _Sets:
     bank_paths, hold_paths = _split_good(images_under(good_dir, "good images"), config, calib_good_dir)
-    sets = _Sets(load_folder(bank_paths, config.input_size, "good images", config.progress),
-                 load_folder(hold_paths, config.input_size, "held-out good images", config.progress),
+    sets = _Sets(load_folder(bank_paths, config.input_size, "good images", config.progress, config.bar),
+                 load_folder(hold_paths, config.input_size, "held-out good images", config.progress, config.bar),
                  load_folder(images_under(defects_dir, "defect images", recursive=True), config.input_size,
-                             "defect images", config.progress) if defects_dir else None)
+                             "defect images", config.progress, config.bar) if defects_dir else None)
     if len(sets.bank.paths) < MIN_TRAIN_IMAGES:
         errors = sets.errors
         raise DatasetError(f"{good_dir}: {len(sets.bank.paths)} readable good images for the memory bank; at "
@@ -277,7 +279,7 @@ def train(good_dir: str | Path, out: str | Path, config: TrainConfig, calib_good
     backbone = onnx.load(str(backbone_path()))
     features = ort.InferenceSession(feature_graph(backbone, config.input_size).SerializeToString(),
                                     session_options(config.threads), providers=["CPUExecutionProvider"])
-    p8, p16 = extract_pooled(features, sets.bank.images, config.batch_size, config.progress)
+    p8, p16 = extract_pooled(features, sets.bank.images, config.batch_size, config.progress, config.bar)
     seconds["features"] = time.perf_counter() - t
 
     t = time.perf_counter()
