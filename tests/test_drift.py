@@ -137,3 +137,26 @@ def test_drift_figures_are_retained_on_mqtt(tmp_path, small_model):
         client.disconnect()
     last = seen[-1]
     assert {"ks", "ks_critical", "median_z", "mean_shift", "drifting", "window_s"} <= set(last)
+
+
+def test_a_new_model_judging_starts_a_new_drift_window(tmp_path):
+    from types import SimpleNamespace
+
+    from inspection.line.assignment_models import FREE_RUNNING, Judge
+    from inspection.model.runtime import InspectionModel
+    from inspection.model.shipped import demo_model_path
+
+    runner = LineRunner(load_config(write_config(tmp_path / "s.toml", 'kind = "simulated"')))
+    old = runner.model
+    for score in (0.60, 0.62, 0.64):
+        runner._on_record(SimpleNamespace(model=old.info, verdict="PASS", score=score))
+    assert runner.drift.status().count == 3
+    runner._on_record(SimpleNamespace(error="BUSY"))  # a trigger error record has no score: not counted
+    assert runner.drift.status().count == 3
+    new = InspectionModel.load(demo_model_path("knurled_plate"))
+    runner.judges.swap({FREE_RUNNING: Judge(new)})
+    runner._on_record(SimpleNamespace(model=old.info, verdict="PASS", score=0.6))  # judged before the swap
+    st = runner.drift.status()
+    assert st.count == 0 and st.reference_count == new.meta.good_scores.count
+    runner._on_record(SimpleNamespace(model=new.info, verdict="FAIL", score=9.0))
+    assert runner.drift.status().failed == 1
