@@ -34,6 +34,18 @@ MODELS = DATA / "protocol-models"
 BEGIN, END = "<!-- accuracy-protocol:begin -->", "<!-- accuracy-protocol:end -->"
 
 
+def cpu_flags() -> list[str]:
+    """The CPU's vector-extension flags that matter for inference (AVX2/FMA, AVX-512, VNNI, BF16, AMX)."""
+    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+              "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+    try:
+        line = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    have = set(line.split(":", 1)[1].split())
+    return [f for f in wanted if f in have]
+
+
 def real_surfaces() -> Path:
     manifest = load_manifest()
     root = DATA / "real_surfaces"
@@ -87,8 +99,8 @@ def latency(model_path: Path, image: np.ndarray, runs: int, repeats: int) -> lis
 
 def run(presets: list[str], categories: list[str], runs: int, repeats: int) -> dict:
     surfaces, line = real_surfaces(), synthetic_line()
-    results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                     "presets": {}}
+    results: dict = {"machine": machine() | {"isa": cpu_flags()},
+                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "presets": {}}
     for preset in presets:
         entry: dict = {"real_surfaces": {}, "synthetic": {}, "latency": []}
         for cat in categories:
