@@ -26,7 +26,7 @@ from datasets.real_surfaces import load_manifest, write_all  # noqa: E402
 from inspection.evaluation.evaluate import evaluate  # noqa: E402
 from inspection.evaluation.synthetic import PART_TYPES, DatasetSpec, write_dataset  # noqa: E402
 from inspection.imaging import list_images, load_image  # noqa: E402
-from inspection.model.runtime import InspectionModel  # noqa: E402
+from inspection.model.runtime import InspectionModel, resize_for_model  # noqa: E402
 
 DATA = HERE / ".data"
 OUT = HERE / "results"
@@ -93,7 +93,10 @@ def latency(model_path: Path, image: np.ndarray, runs: int, repeats: int) -> lis
     rows = []
     for threads in (1, 2):
         model = InspectionModel.load(model_path, threads=threads)
-        rows.append({"threads": threads} | percentiles(model, image, runs, repeats, warmup=30))
+        at_size = resize_for_model(image, model.input_size)  # the graph call alone, at the model's input size
+        rows.append({"threads": threads, "input_size": list(model.input_size)}
+                    | percentiles(model, at_size, runs, repeats, warmup=30)
+                    | {"load_average": round(os.getloadavg()[0], 1)})
     return rows
 
 
@@ -120,6 +123,29 @@ def run(presets: list[str], categories: list[str], runs: int, repeats: int) -> d
     return results
 
 
+def write_results(text: str) -> None:
+    """Replace the accuracy-protocol block of RESULTS.md (or add it before the ingest section)."""
+    path = HERE / "RESULTS.md"
+    current = path.read_text()
+    block = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in current:
+        head, rest = current.split(BEGIN, 1)
+        current = head + block + rest.split(END, 1)[1]
+    else:
+        anchor = "## Results service: ingest load"
+        current = current.replace(anchor, block + "\n\n" + anchor, 1)
+    path.write_text(current)
+
+
+def merged(paths: list[Path]) -> dict:
+    """Results of several runs (e.g. one process per preset) as one: the first run's machine and date."""
+    runs = [json.loads(p.read_text()) for p in paths]
+    out = runs[0]
+    for r in runs[1:]:
+        out["presets"].update(r["presets"])
+    return out
+
+
 def main() -> None:
     from benchmarks.protocol_report import markdown
 
@@ -129,23 +155,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print the tables, leave RESULTS.md alone")
+    parser.add_argument("--json", type=Path, default=OUT / "accuracy_protocol.json", help="where the run's JSON goes")
+    parser.add_argument("--from-json", type=Path, nargs="+",
+                        help="run nothing: merge these runs' JSON files (one per preset, say) and write the tables")
     args = parser.parse_args()
-    results = run(args.presets.split(","), args.categories.split(","), args.runs, args.repeats)
-    OUT.mkdir(exist_ok=True)
-    (OUT / "accuracy_protocol.json").write_text(json.dumps(results, indent=1) + "\n")
+    if args.from_json:
+        results = merged(args.from_json)
+    else:
+        results = run(args.presets.split(","), args.categories.split(","), args.runs, args.repeats)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1) + "\n")
     text = markdown(results)
     print(text)
     if not args.no_write:
-        path = HERE / "RESULTS.md"
-        current = path.read_text()
-        block = f"{BEGIN}\n{text}\n{END}"
-        if BEGIN in current:
-            head, rest = current.split(BEGIN, 1)
-            current = head + block + rest.split(END, 1)[1]
-        else:
-            anchor = "## Results service: ingest load"
-            current = current.replace(anchor, block + "\n\n" + anchor, 1)
-        path.write_text(current)
+        write_results(text)
 
 
 if __name__ == "__main__":

@@ -355,6 +355,9 @@ VARIANTS = [
     Variant("coreset 1,024, border 1, + block 2", border=1, layers=("p8", "p16", "b2")),
     Variant("coreset 8,192, 32 axes, border 1", bank=8192, dims=32, border=1),
     Variant("full bank (ceiling), border 1", bank=0, stats_images=40, border=1),
+    Variant("384 px, coreset 1,024, border 1, k=3", size=384, border=1, k=3, stats_images=48),
+    Variant("384 px, coreset 2,048, border 1, k=3", size=384, bank=2048, border=1, k=3, stats_images=48),
+    Variant("320 px, coreset 1,024, border 1, k=3", size=320, border=1, k=3, stats_images=48),
 ]
 
 
@@ -372,15 +375,31 @@ def snr_report(categories: list[str]) -> list[dict]:
     return rows
 
 
+def table(path: Path) -> str:
+    """The recorded study lines (the last one per variant) as a Markdown table."""
+    rows = {r["variant"]: r for r in map(json.loads, path.read_text().splitlines())}
+    cats = list(next(iter(rows.values()))["categories"])
+    lines = ["| head | mean image AUROC | mean pixel AUROC | image AUROC, clear defects | "
+             + " | ".join(cats) + " (image AUROC) |", "|---|---|---|---|" + "---|" * len(cats)]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {r['image']:.4f} | {r['pixel']:.4f} | {r['image_clear']:.4f} | "
+                     + " | ".join(f"{r['categories'][c]['image']:.3f}" for c in cats) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--variants", default="", help="substrings of variant names (comma-separated)")
+    parser.add_argument("--variants", default="", help="substrings of variant names (separated by ;)")
     parser.add_argument("--categories", default=",".join(load_manifest()["categories"]))
     parser.add_argument("--snr", action="store_true", help="only the visibility report of the test split")
     parser.add_argument("--check", action="store_true", help="compare the baseline with the training code")
     parser.add_argument("--out", type=Path, default=DATA / "head_study.jsonl")
+    parser.add_argument("--table", action="store_true", help="print the recorded lines as a Markdown table")
     args = parser.parse_args()
     cats = args.categories.split(",")
+    if args.table:
+        print(table(args.out))
+        return
     if args.snr:
         for row in snr_report(cats):
             print(json.dumps(row))
@@ -389,7 +408,7 @@ def main() -> None:
         train, val = load_category(cats[0], 256)
         print("largest score difference against the training code:", check_against_training(train, val))
         return
-    wanted = [w for w in args.variants.split(",") if w]
+    wanted = [w for w in args.variants.split(";") if w]
     chosen = [v for v in VARIANTS if not wanted or any(w in v.name for w in wanted)]
     for v in chosen:
         row: dict = {"variant": v.name, "categories": {}}

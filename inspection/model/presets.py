@@ -8,7 +8,8 @@ backbone's edge patches dominated the maximum); they differ in the memory bank:
 - ``fast``: a single Gaussian (Mahalanobis distance to the mean of the whitened patches): no bank search;
 - ``balanced`` (the default: the one to start a new part type with): a whitened 1,024-entry coreset, patch
   distance = mean distance to the 3 nearest entries;
-- ``accurate``: a whitened 2,048-entry coreset, 3 nearest entries (more patches covered, more latency).
+- ``accurate``: the same head on 384x384 inputs (a finer patch grid: +0.04 image AUROC on the validation
+  split, 2.2x the backbone cost; a 2,048-entry bank there would not keep p90 within 25 ms).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _COMMON: dict[str, Any] = {"whiten": True, "normalise": True, "projection_dim": 
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": _COMMON | {"bank_size": 1, "k_nearest": 1},
     "balanced": _COMMON | {"bank_size": 1024, "k_nearest": 3},
-    "accurate": _COMMON | {"bank_size": 2048, "k_nearest": 3},
+    "accurate": _COMMON | {"bank_size": 1024, "k_nearest": 3, "input_size": (384, 384)},
 }
 
 
