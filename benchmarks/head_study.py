@@ -7,7 +7,7 @@ the graph does not have yet, with the study's own numpy code, and scored in floa
 figures: image AUROC (map maximum after the border) and pixel AUROC (maps upsampled to the 256-px source,
 all validation pixels pooled), per category and their mean.
 
-    python benchmarks/head_study.py [--variants a,b] [--categories a,b] [--sizes 256,320,384] [--snr]
+    python benchmarks/head_study.py [--variants "name part;name part"] [--categories a,b] [--snr] [--table]
 """
 
 from __future__ import annotations
