@@ -161,6 +161,14 @@ def merged(paths: list[Path]) -> dict:
     return out
 
 
+def remeasure_latency(results: dict, category: str, runs: int, repeats: int) -> None:
+    """Time every preset's model of ``category`` again, one preset after the other in this process."""
+    image = load_image(list_images(real_surfaces() / category / "test" / "good")[0])
+    for preset, entry in results["presets"].items():
+        entry["latency"] = latency(MODELS / preset / f"{category}.onnx", image, runs, repeats)
+    results["latency_date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
 def main() -> None:
     from benchmarks.protocol_report import markdown
 
@@ -172,12 +180,16 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print the tables, leave RESULTS.md alone")
     parser.add_argument("--overall-only", action="store_true",
                         help="evaluate only the overall line per category (no per-kind table; much faster)")
+    parser.add_argument("--relatency", action="store_true",
+                        help="with --from-json: time the presets' models again (all presets side by side, now)")
     parser.add_argument("--json", type=Path, default=OUT / "accuracy_protocol.json", help="where the run's JSON goes")
     parser.add_argument("--from-json", type=Path, nargs="+",
                         help="run nothing: merge these runs' JSON files (one per preset, say) and write the tables")
     args = parser.parse_args()
     if args.from_json:
         results = merged(args.from_json)
+        if args.relatency:
+            remeasure_latency(results, args.categories.split(",")[0], args.runs, args.repeats)
     else:
         results = run(args.presets.split(","), args.categories.split(","), args.runs, args.repeats,
                       args.overall_only)
