@@ -163,3 +163,14 @@ def test_position_statistics_from_a_subset_of_the_bank_images():
         TrainConfig(name="x", stats_images=1).check()
     with pytest.raises(ValueError, match="k nearest 0 must be at least 1"):
         TrainConfig(name="x", k_nearest=0).check()
+
+
+def test_preset_input_size_and_command_line_overrides():
+    """`accurate` trains at 384x384 unless --input-size says otherwise; the other presets keep 256."""
+    from inspection.cli.model import _preset_with_overrides
+
+    assert _preset_with_overrides("accurate", {})["input_size"] == (384, 384)
+    assert _preset_with_overrides("accurate", {"input_size": (256, 320)})["input_size"] == (256, 320)
+    balanced = _preset_with_overrides("balanced", {"input_size": None, "k_nearest": 5})
+    assert "input_size" not in balanced and balanced["k_nearest"] == 5 and balanced["border"] == 1
+    assert TrainConfig(name="x", **balanced).input_size == (256, 256)
