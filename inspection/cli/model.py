@@ -38,7 +38,7 @@ def train(
     input_size: Annotated[str | None, typer.Option(help="Model input HxW (multiples of 16), e.g. 256 or 256x320 "
                                                         "(default: the preset's).")] = None,
     preset: Annotated[str, typer.Option(help="fast (one Gaussian), balanced (whitened bank of 1024, 3 nearest) "
-                                             "or accurate (bank of 2048); options given below override it.")]
+                                             "or accurate (balanced at 384x384); options given below override it.")]
     = "balanced",
     bank_size: Annotated[int | None, typer.Option(help="Memory-bank entries (coreset size; 1 with whitening = "
                                                        "one Gaussian).")] = None,
@@ -82,10 +82,15 @@ def train(
         report = run_train(good, out, config, calib_good_dir=calib_good, defects_dir=defects)
     except (InspectionError, ValueError) as exc:
         raise fail(str(exc)) from None
+    _print_training_report(report, preset, config.bank_size)
+
+
+def _print_training_report(report, preset: str, bank_size: int) -> None:
+    """What `inspection train` wrote and how it was calibrated; exit code EXIT_FILE_ERRORS if files were skipped."""
     report_file_errors(report.errors)
     c = report.calibration
     total = sum(report.seconds.values())
-    typer.echo(f"wrote {report.model_path} (preset {preset}): bank {config.bank_size} from {report.patches} patches of "
+    typer.echo(f"wrote {report.model_path} (preset {preset}): bank {bank_size} from {report.patches} patches of "
                f"{report.bank_images} images; threshold {c.threshold:.4f} ({c.policy}, "
                f"{c.good_count} held-out good, {c.defect_count} defect); trained in {total:.1f} s")
     for note in c.notes:
