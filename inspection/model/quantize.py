@@ -117,7 +117,8 @@ def config_for(meta: ModelMetadata, holdout: float | None = None, seed: int = 0,
     return TrainConfig(name=f"{meta.name}-int8", model_version=meta.model_version,
                        input_size=(meta.input_size[0], meta.input_size[1]), bank_size=h.bank_size,
                        projection_dim=h.projection_dim, blur_sigma=h.blur_sigma, whiten=h.whitened,
-                       normalise=h.normalisation != "none", border=h.border, top_k=h.top_k, preset=h.preset,
+                       normalise=h.normalisation != "none", border=h.border, top_k=h.top_k, k_nearest=h.k_nearest,
+                       preset=h.preset,
                        holdout_fraction=fraction, target_frr=float(meta.calibration.get("target_frr", 0.01)),
                        policy="frr", seed=seed, threads=threads, progress=progress)
 
