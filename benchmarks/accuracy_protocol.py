@@ -26,12 +26,24 @@ from datasets.real_surfaces import load_manifest, write_all  # noqa: E402
 from inspection.evaluation.evaluate import evaluate  # noqa: E402
 from inspection.evaluation.synthetic import PART_TYPES, DatasetSpec, write_dataset  # noqa: E402
 from inspection.imaging import list_images, load_image  # noqa: E402
-from inspection.model.runtime import InspectionModel  # noqa: E402
+from inspection.model.runtime import InspectionModel, resize_for_model  # noqa: E402
 
 DATA = HERE / ".data"
 OUT = HERE / "results"
 MODELS = DATA / "protocol-models"
 BEGIN, END = "<!-- accuracy-protocol:begin -->", "<!-- accuracy-protocol:end -->"
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's vector-extension flags that matter for inference (AVX2/FMA, AVX-512, VNNI, BF16, AMX)."""
+    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+              "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+    try:
+        line = next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    have = set(line.split(":", 1)[1].split())
+    return [f for f in wanted if f in have]
 
 
 def real_surfaces() -> Path:
@@ -72,40 +84,89 @@ def train(good: Path, out: Path, preset: str) -> dict:
             "train_images": len(list_images(good))}
 
 
-def evaluated(model_path: Path, data: Path) -> dict:
-    report = evaluate(InspectionModel.load(model_path), data, progress=False)
-    return report.model_dump(mode="json")
+def evaluated(model_path: Path, data: Path, overall_only: bool = False) -> dict:
+    """`inspection eval`'s report; with ``overall_only`` just its overall line (the per-kind and per-subtlety
+    metrics, each a pass over all pixels, are most of the evaluation time on a loaded machine)."""
+    model = InspectionModel.load(model_path)
+    if not overall_only:
+        return evaluate(model, data, progress=False).model_dump(mode="json")
+    from inspection.evaluation.evaluate import _load_test_set, _metrics
+
+    samples = _load_test_set(data, model.input_size, False).samples
+    images = np.stack([s.image for s in samples])
+    outs = [model.run(images[i:i + 16]) for i in range(0, len(images), 16)]
+    maps = [m for o in outs for m in o[0]]
+    scores = np.concatenate([o[1] for o in outs])
+    labels = np.array([s.kind != "good" for s in samples])
+    overall = _metrics("all", labels, scores, [s.mask for s in samples], maps, model.threshold,
+                       [s.snr for s in samples])
+    return {"overall": overall.model_dump(mode="json"), "false_reject_rate": overall.false_reject_rate or 0.0,
+            "per_kind": [], "per_kind_subtlety": []}
 
 
 def latency(model_path: Path, image: np.ndarray, runs: int, repeats: int) -> list[dict]:
     rows = []
     for threads in (1, 2):
         model = InspectionModel.load(model_path, threads=threads)
-        rows.append({"threads": threads} | percentiles(model, image, runs, repeats, warmup=30))
+        at_size = resize_for_model(image, model.input_size)  # the graph call alone, at the model's input size
+        rows.append({"threads": threads, "input_size": list(model.input_size)}
+                    | percentiles(model, at_size, runs, repeats, warmup=30)
+                    | {"load_average": round(os.getloadavg()[0], 1)})
     return rows
 
 
-def run(presets: list[str], categories: list[str], runs: int, repeats: int) -> dict:
+def run(presets: list[str], categories: list[str], runs: int, repeats: int, overall_only: bool = False) -> dict:
     surfaces, line = real_surfaces(), synthetic_line()
-    results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                     "presets": {}}
+    results: dict = {"machine": machine() | {"isa": cpu_flags()},
+                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "presets": {}}
     for preset in presets:
         entry: dict = {"real_surfaces": {}, "synthetic": {}, "latency": []}
         for cat in categories:
             model = MODELS / preset / f"{cat}.onnx"
             entry["real_surfaces"][cat] = train(surfaces / cat / "train" / "good", model, preset) | {
-                "test": evaluated(model, surfaces / cat)}
+                "test": evaluated(model, surfaces / cat, overall_only)}
             print(preset, cat, entry["real_surfaces"][cat]["test"]["overall"], file=sys.stderr, flush=True)
         for part in PART_TYPES:
             model = MODELS / preset / f"synthetic_{part}.onnx"
             entry["synthetic"][part] = train(line / part / "train" / "good", model, preset) | {
-                "test": evaluated(model, line / part)}
+                "test": evaluated(model, line / part, overall_only)}
             print(preset, part, entry["synthetic"][part]["test"]["overall"], file=sys.stderr, flush=True)
         first = MODELS / preset / f"{categories[0]}.onnx"
         image = load_image(list_images(surfaces / categories[0] / "test" / "good")[0])
         entry["latency"] = latency(first, image, runs, repeats)
         results["presets"][preset] = entry
     return results
+
+
+def write_results(text: str) -> None:
+    """Replace the accuracy-protocol block of RESULTS.md (or add it before the ingest section)."""
+    path = HERE / "RESULTS.md"
+    current = path.read_text()
+    block = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in current:
+        head, rest = current.split(BEGIN, 1)
+        current = head + block + rest.split(END, 1)[1]
+    else:
+        anchor = "## Results service: ingest load"
+        current = current.replace(anchor, block + "\n\n" + anchor, 1)
+    path.write_text(current)
+
+
+def merged(paths: list[Path]) -> dict:
+    """Results of several runs (e.g. one process per preset) as one: the first run's machine and date."""
+    runs = [json.loads(p.read_text()) for p in paths]
+    out = runs[0]
+    for r in runs[1:]:
+        out["presets"].update(r["presets"])
+    return out
+
+
+def remeasure_latency(results: dict, category: str, runs: int, repeats: int) -> None:
+    """Time every preset's model of ``category`` again, one preset after the other in this process."""
+    image = load_image(list_images(real_surfaces() / category / "test" / "good")[0])
+    for preset, entry in results["presets"].items():
+        entry["latency"] = latency(MODELS / preset / f"{category}.onnx", image, runs, repeats)
+    results["latency_date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
 
 def main() -> None:
@@ -117,23 +178,27 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print the tables, leave RESULTS.md alone")
+    parser.add_argument("--overall-only", action="store_true",
+                        help="evaluate only the overall line per category (no per-kind table; much faster)")
+    parser.add_argument("--relatency", action="store_true",
+                        help="with --from-json: time the presets' models again (all presets side by side, now)")
+    parser.add_argument("--json", type=Path, default=OUT / "accuracy_protocol.json", help="where the run's JSON goes")
+    parser.add_argument("--from-json", type=Path, nargs="+",
+                        help="run nothing: merge these runs' JSON files (one per preset, say) and write the tables")
     args = parser.parse_args()
-    results = run(args.presets.split(","), args.categories.split(","), args.runs, args.repeats)
-    OUT.mkdir(exist_ok=True)
-    (OUT / "accuracy_protocol.json").write_text(json.dumps(results, indent=1) + "\n")
+    if args.from_json:
+        results = merged(args.from_json)
+        if args.relatency:
+            remeasure_latency(results, args.categories.split(",")[0], args.runs, args.repeats)
+    else:
+        results = run(args.presets.split(","), args.categories.split(","), args.runs, args.repeats,
+                      args.overall_only)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1) + "\n")
     text = markdown(results)
     print(text)
     if not args.no_write:
-        path = HERE / "RESULTS.md"
-        current = path.read_text()
-        block = f"{BEGIN}\n{text}\n{END}"
-        if BEGIN in current:
-            head, rest = current.split(BEGIN, 1)
-            current = head + block + rest.split(END, 1)[1]
-        else:
-            anchor = "## Results service: ingest load"
-            current = current.replace(anchor, block + "\n\n" + anchor, 1)
-        path.write_text(current)
+        write_results(text)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from inspection.bench import engine, report  # noqa: E402
+from inspection.bench.int8 import Int8Inputs  # noqa: E402
 from inspection.bench.stats import Budget  # noqa: E402
 from inspection.bench.suite import run_suite  # noqa: E402
 from inspection.imaging import decode_image  # noqa: E402
@@ -96,7 +97,8 @@ def main() -> None:
     encoded = engine.sample_images(None, part="flange")
     result = run_suite(model, list(engine.SCENARIOS), list(engine.DEPTHS), [1, 2], [256, 320],
                        ["CPUExecutionProvider"], ["fp32", "int8"], Budget.parse("p90=20ms"), encoded,
-                       min_duration_s=10, min_count=100)
+                       min_duration_s=10, min_count=100,
+                       int8=Int8Inputs(good=HERE.parent / "datasets" / "samples" / "flange" / "train" / "good"))
     try:
         import torch  # noqa: F401
 

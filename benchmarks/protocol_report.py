@@ -63,12 +63,14 @@ def _synthetic_table(results: dict) -> list[str]:
 
 
 def _latency_table(results: dict) -> list[str]:
-    lines = ["| preset | threads | p50 ms | p90 ms | p99 ms | CPU-time p50 | CPU-time p90 |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| preset | input | threads | p50 ms | p90 ms | p99 ms | CPU-time p50 | CPU-time p90 | load average |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for preset, entry in results["presets"].items():
         for r in entry["latency"]:
-            lines.append(f"| {preset} | {r['threads']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
-                         f"{r['cpu_p50_ms']:.2f} | {r['cpu_p90_ms']:.2f} |")
+            size = "×".join(str(x) for x in r.get("input_size", [256, 256]))
+            lines.append(f"| {preset} | {size} | {r['threads']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | "
+                         f"{r['p99_ms']:.2f} | {r['cpu_p50_ms']:.2f} | {r['cpu_p90_ms']:.2f} | "
+                         f"{r.get('load_average', '–')} |")
     return lines
 
 
@@ -81,8 +83,9 @@ def markdown(results: dict) -> str:
             "defect kind, a quarter subtle) and the synthetic line (seed 7, 200 train/good); every preset trained "
             "per category with `inspection train --preset` (15 % of the good images held out for the threshold, "
             "target FRR 1 %), evaluated on the test split (choices were made on the validation split only). "
-            "F1 and FRR are at the model's own threshold. Latency: `session.run` on one 256×256 image, median "
-            "over repeats of each repeat's percentile.", ""]
+            "F1 and FRR are at the model's own threshold. Latency: `session.run` on one image at the model's "
+            "input size, median over repeats of each repeat's percentile; the 1-minute load average when it "
+            "was measured is beside it (other jobs share the 2 cores: wall times then exceed CPU times).", ""]
     return "\n".join([*head, "### Per category (test split)", "", *_category_table(results), "",
                       "### Per defect kind and subtlety (mean over the categories)", "", *_kind_table(results), "",
                       "### The synthetic line", "", *_synthetic_table(results), "",

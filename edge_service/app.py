@@ -25,8 +25,10 @@ from edge_service.routers import (
     docs,
     health,
     images,
+    kiosk,
     live,
     models,
+    operator,
     pages,
     qa,
     qa_pages,
@@ -83,6 +85,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     register_error_handlers(app)
     for module in (health, results, reviews, images, stats, live, admin, pages, docs):
         app.include_router(module.router)
+    for operator_module in (operator, kiosk):  # the operator pages' data and kiosk login
+        app.include_router(operator_module.router)
+    app.include_router(kiosk.admin_router)
     for qa_module in (qa, qa_trends, qa_thresholds, models, training, qa_pages):  # the QA workstation
         app.include_router(qa_module.router)
     app.mount("/static", pages.static_files(), name="static")

@@ -146,6 +146,19 @@ audit_log = Table(
     Column("reason", Text),
 )
 
+# Kiosk logins of the operator page (migration 0004_kiosk_sessions): a cookie holds ``secret``; only its SHA-256
+# is stored. A session reads only what the operator page needs and dies with its token.
+kiosk_sessions = Table(
+    "kiosk_sessions", metadata,
+    Column("id", String(16), primary_key=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("token_id", String(16), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime),
+)
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy import Engine
 
-from edge_service import auth
+from edge_service import auth, kiosk
 from edge_service.errors import Forbidden, TokenInUrl, Unauthenticated
 from edge_service.image_store import ImageStore
 from edge_service.live import LiveFeed
@@ -47,6 +47,8 @@ def principal(request: Request, settings: Settings, engine: Database,
         raise TokenInUrl("tokens are accepted only in the Authorization: Bearer header, never in the URL")
     if settings.insecure_local:
         return auth.LOCAL_ADMIN
+    if not authorization and (secret := request.cookies.get(kiosk.COOKIE)):
+        return _kiosk_principal(request, engine, secret)
     if not authorization:
         raise Unauthenticated("missing Authorization: Bearer <token> header")
     scheme, _, token = authorization.partition(" ")
@@ -55,6 +57,18 @@ def principal(request: Request, settings: Settings, engine: Database,
     who = auth.lookup(engine, token.strip())
     if who is None:
         raise Unauthenticated("unknown or revoked token")
+    return who
+
+
+def _kiosk_principal(request: Request, engine: Engine, secret: str) -> auth.Principal:
+    """A kiosk cookie counts only on the GET routes of the operator pages (read-only: no CSRF surface)."""
+    route = getattr(request.scope.get("route"), "path", None)
+    if request.method != "GET" or route not in kiosk.KIOSK_ROUTES:
+        raise Unauthenticated("a kiosk session only reads the operator page's data; send Authorization: "
+                              "Bearer <token>")
+    who = kiosk.session_principal(engine, secret)
+    if who is None:
+        raise Unauthenticated("kiosk session ended (logged out, revoked or expired); log in again")
     return who
 
 

@@ -12,6 +12,15 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "datasets" / "samples"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def station_locks_of_this_run(tmp_path_factory):
+    """The line runner's station lock files in this test run's own folder: another run of the suite (or a
+    station really running on this box) holding the same station must not make these tests fail."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INSPECTION_LOCK_DIR", str(tmp_path_factory.mktemp("station-locks")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def samples() -> Path:
     return SAMPLES

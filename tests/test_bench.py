@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from inspection.bench.engine import sample_images
+from inspection.bench.int8 import agreement
 from inspection.bench.provenance import provenance
 from inspection.bench.stats import Budget, BudgetError, summarize
-from inspection.bench.suite import agreement
 from inspection.bench.variants import rank_correlation
 from inspection.cli import app
 from inspection.model.shipped import default_model_path, demo_model_path
@@ -178,15 +178,31 @@ def test_bench_run_writes_valid_self_contained_reports_and_compare(tmp_path):
     assert res.exit_code == 2 and "cannot read a bench report" in res.output
 
 
-def test_int8_variant_and_agreement(tmp_path):
+def test_int8_variant_rebuilt_from_good_images_with_agreement_speed_and_accuracy(tmp_path, samples):
+    flange = samples / "flange"
     res = runner.invoke(app, ["bench", "--variants", "fp32,int8", "--duration", "0.2", "--min-count", "3",
-                              "--warmup", "1", "--out", str(tmp_path), "--quiet"])
+                              "--warmup", "1", "--out", str(tmp_path), "--quiet",
+                              "--good", str(flange / "train" / "good"), "--defects", str(flange / "test")])
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "bench.json").read_text())
     assert [r["spec"]["variant"] for r in report["runs"]] == ["fp32", "int8"]
     a = report["int8_agreement"]
     assert a["samples"] == 16 and -1 <= a["rank_correlation"] <= 1 and 0 <= a["verdict_agreement"] <= 1
     assert report["runs"][1]["provenance"]["model_sha256"] != report["runs"][0]["provenance"]["model_sha256"]
+    sp = report["int8_speed"][0]
+    assert sp["p50_ratio"] == pytest.approx(sp["int8_p50_ms"] / sp["fp32_p50_ms"])
+    acc = report["int8_accuracy"]
+    assert acc["good"] == 20 and acc["defects"] > 0 and acc["fp32_image_auroc"] > 0.9 and acc["int8_image_auroc"] > 0.9
+    assert "int8 vs fp32" in res.output and "image AUROC on 20 held-out good" in res.output
+
+
+def test_int8_variant_errors(tmp_path, small_model):
+    res = runner.invoke(app, ["bench", "--variants", "fp32,int8", "--duration", "0.2", "--quiet",
+                              "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "needs --good DIR" in res.output
+    res = runner.invoke(app, ["bench", "--variants", "int8", "--int8-model", str(small_model), "--quiet",
+                              "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "a fp32 model" in res.output
 
 
 def test_agreement_of_a_model_with_itself_and_with_a_different_model():

@@ -27,7 +27,7 @@ def _backbone_features(images):
     return sess.run(["feat8", "feat16"], {"input": x})
 
 
-def _head(projection_dim, blur_sigma, size, normalise=False, border=0, top_k=1, whiten=False):
+def _head(projection_dim, blur_sigma, size, normalise=False, border=0, top_k=1, whiten=False, k_nearest=1):
     rng = np.random.default_rng(0)
     bank_full = rng.standard_normal((300, 120)).astype(np.float32) * 0.3
     projection = principal_axes(bank_full, projection_dim) if projection_dim else None
@@ -44,7 +44,7 @@ def _head(projection_dim, blur_sigma, size, normalise=False, border=0, top_k=1, 
         white = (np.eye(120) + 0.1 * (a + a.T)).astype(np.float32)
     return HeadParams((0.05, 0.04), projection, bank, np.sum(bank_full.astype(np.float64) ** 2, 1), blur_sigma,
                       size, position_mean=mean, position_std=std, border=border, top_k=top_k,
-                      whiten_mean=white_mean, whiten=white)
+                      whiten_mean=white_mean, whiten=white, k_nearest=k_nearest)
 
 
 @pytest.mark.parametrize(("projection_dim", "blur_sigma", "size", "normalise", "border", "top_k", "whiten"), [
@@ -68,6 +68,22 @@ def test_graph_matches_numpy_reference(samples, projection_dim, blur_sigma, size
         assert not maps[:, :, :border * 8 - 4].any() and not maps[:, :, :, -(border * 8 - 4):].any()
     if top_k > 1:  # the score is the top-k mean, not the maximum (so the option is really in the graph)
         assert np.all(scores <= maps.reshape(len(maps), -1).max(axis=1) + 1e-6)
+
+
+@pytest.mark.parametrize(("projection_dim", "size", "k_nearest"), [(None, (256, 256), 3), (32, (320, 320), 5)])
+def test_k_nearest_graph_matches_numpy_reference(samples, projection_dim, size, k_nearest):
+    """The mean distance to the k nearest entries, in the graph as in numpy, and not the nearest alone."""
+    images = _images(samples, size=size)
+    head = _head(projection_dim, 0.0, size, normalise=True, border=1, whiten=True, k_nearest=k_nearest)
+    ref_maps, ref_scores = reference_outputs(*_backbone_features(images), head)
+    sess = ort.InferenceSession(inspection_graph(onnx.load(str(backbone_path())), head).SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    maps, scores = sess.run(["anomaly_map", "score"], {"image": images})
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(maps, ref_maps, atol=1e-4, rtol=0)
+    from dataclasses import replace
+    _, nearest_only = reference_outputs(*_backbone_features(images), replace(head, k_nearest=1))
+    assert np.all(np.abs(nearest_only - ref_scores) > 1e-3)
 
 
 def test_normalisation_changes_the_map(samples):

@@ -289,6 +289,7 @@ def test_pass_images_are_sampled_by_keep_pass_fraction(tmp_path, samples, fracti
     shutil.copytree(samples / "flange" / "test" / "good", folder)
     cfg = load_config(write_config(tmp_path / "s.toml", f'kind = "folder"\npath = "{folder}"'))
     cfg.images.keep_pass_fraction = fraction
+    cfg.images.keep_near_threshold = 0.0  # only the sampling decides for PASS parts here
     runner = LineRunner(cfg)
     runner.start()
     runner.wait()

@@ -40,7 +40,11 @@ def test_train_writes_one_graph_with_metadata_and_report(samples, tmp_path):
     meta = read_metadata(out)
     assert meta.model_version == "7" and meta.head.bank_size == 128 and meta.head.projection_dim == 32
     assert meta.head.preset == "balanced" and meta.head.whitened  # the default preset, options override it
+    assert meta.head.k_nearest == 3 and meta.head.border == 1 and meta.input_size == (256, 256)
     assert meta.training_set.images + meta.training_set.held_out == 30
+    # position statistics from a subset of the bank images (48 by default; here all 26 bank images)
+    assert meta.head.normalisation.endswith(f"measured on {meta.training_set.images} of the "
+                                            f"{meta.training_set.images} bank images")
     assert len(meta.training_set.digest) == 64
     report = json.loads((tmp_path / "plate.calibration.json").read_text())
     assert report["threshold"] == meta.threshold
@@ -143,3 +147,30 @@ def test_position_statistics_exclude_self_matches():
         expected = np.sqrt(((x[i][:, None, :] - others[None]) ** 2).sum(-1)).min(axis=1)
         np.testing.assert_allclose(d[i], expected, atol=1e-4)
     assert d.min() > 0.1
+
+
+def test_position_statistics_from_a_subset_of_the_bank_images():
+    """`stats_images` picks that many distinct bank images, the same ones for the same seed; all when it is None
+    or at least the bank's image count; fewer than 2 is refused."""
+    from inspection.model.training import stats_subset
+
+    take = stats_subset(170, 48, seed=0)
+    assert len(take) == 48 and len(set(take.tolist())) == 48 and np.all(np.diff(take) > 0) and take.max() < 170
+    assert np.array_equal(take, stats_subset(170, 48, seed=0)) and not np.array_equal(take, stats_subset(170, 48, 1))
+    assert np.array_equal(stats_subset(30, 48, 0), np.arange(30)) and np.array_equal(stats_subset(30, None, 0),
+                                                                                     np.arange(30))
+    with pytest.raises(ValueError, match="stats images 1 must be at least 2"):
+        TrainConfig(name="x", stats_images=1).check()
+    with pytest.raises(ValueError, match="k nearest 0 must be at least 1"):
+        TrainConfig(name="x", k_nearest=0).check()
+
+
+def test_preset_input_size_and_command_line_overrides():
+    """`accurate` trains at 384x384 unless --input-size says otherwise; the other presets keep 256."""
+    from inspection.cli.model import _preset_with_overrides
+
+    assert _preset_with_overrides("accurate", {})["input_size"] == (384, 384)
+    assert _preset_with_overrides("accurate", {"input_size": (256, 320)})["input_size"] == (256, 320)
+    balanced = _preset_with_overrides("balanced", {"input_size": None, "k_nearest": 5})
+    assert "input_size" not in balanced and balanced["k_nearest"] == 5 and balanced["border"] == 1
+    assert TrainConfig(name="x", **balanced).input_size == (256, 256)

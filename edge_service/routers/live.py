@@ -20,12 +20,13 @@ KEEPALIVE_S = 15.0
 SHUTDOWN = b"event: shutdown\ndata: the service is stopping\n\n"
 
 
-async def _events(feed: LiveFeed, sub: Subscriber, max_seconds: float | None) -> AsyncIterator[bytes]:
+async def _events(feed: LiveFeed, sub: Subscriber, max_seconds: float | None,
+                  keepalive: float = KEEPALIVE_S) -> AsyncIterator[bytes]:
     deadline = time.monotonic() + max_seconds if max_seconds else None
     try:
         yield b": connected\n\n"
         while True:  # a disconnect cancels this generator: StreamingResponse listens for it alongside
-            wait = min(KEEPALIVE_S, max(0.05, deadline - time.monotonic())) if deadline else KEEPALIVE_S
+            wait = min(keepalive, max(0.05, deadline - time.monotonic())) if deadline else keepalive
             frames = await sub.take(wait)
             if sub.dropped is not None:
                 yield f"event: dropped\ndata: {sub.dropped}\n\n".encode()
@@ -50,8 +51,11 @@ async def _events(feed: LiveFeed, sub: Subscriber, max_seconds: float | None) ->
                                             "service stops"}})
 async def stream(request: Request, _who: Reader, feed: Feed,
                  station: Line330 | None = None,
-                 max_seconds: Annotated[float | None, Query(gt=0, le=86400)] = None) -> StreamingResponse:
+                 max_seconds: Annotated[float | None, Query(gt=0, le=86400)] = None,
+                 heartbeat: Annotated[float | None, Query(ge=0.5, le=60, description="seconds between keep-alives "
+                                                          "(default 15): a client that hears nothing for longer "
+                                                          "knows the feed is down")] = None) -> StreamingResponse:
     sub = feed.subscribe(station)
     STREAM_CLIENTS.inc()
-    return StreamingResponse(_events(feed, sub, max_seconds), media_type="text/event-stream",
+    return StreamingResponse(_events(feed, sub, max_seconds, heartbeat or KEEPALIVE_S), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -33,6 +33,13 @@ def table(report: dict) -> str:
         a = report["int8_agreement"]
         lines.append(f"int8 vs fp32 on {a['samples']} samples: rank correlation {a['rank_correlation']:.4f}, "
                      f"verdict agreement {a['verdict_agreement']:.1%}")
+    for sp in report.get("int8_speed", []):
+        lines.append(f"int8 vs fp32, {sp['run']}: p50 {sp['int8_p50_ms']:.2f} vs {sp['fp32_p50_ms']:.2f} ms "
+                     f"(x{sp['p50_ratio']:.2f}), p90 x{sp['p90_ratio']:.2f}")
+    if "int8_accuracy" in report:
+        c = report["int8_accuracy"]
+        lines.append(f"image AUROC on {c['good']} held-out good + {c['defects']} defect images: fp32 "
+                     f"{c['fp32_image_auroc']:.4f}, int8 {c['int8_image_auroc']:.4f} ({c['change']:+.4f})")
     if report["verdict"]:
         lines.append(f"budget {report['budget']}: {report['verdict']}"
                      + (f" (met by: {'; '.join(report['meeting_budget'])})" if report["meeting_budget"] else ""))
@@ -96,7 +103,8 @@ def to_html(report: dict) -> str:
         f"<tr><th>{esc(k)}</th><td>{esc(json.dumps(v) if not isinstance(v, str) else v)}</td></tr>"
         for k, v in prov.items()) + "</table>")
     if "int8_agreement" in report:
-        parts.append(f"<h2>INT8 agreement</h2><pre>{esc(json.dumps(report['int8_agreement'], indent=2))}</pre>")
+        int8 = {k: report[k] for k in ("int8_agreement", "int8_speed", "int8_accuracy") if k in report}
+        parts.append(f"<h2>INT8 against fp32</h2><pre>{esc(json.dumps(int8, indent=2))}</pre>")
     style = ("body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}pre{background:#f4f4f4;"
              "padding:1em;overflow-x:auto;font-size:12px}th{text-align:left;padding-right:1em}"
              ".pass{color:#0a8a2a}.fail{color:#c8161d}")

@@ -6,34 +6,22 @@ import itertools
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from inspection.bench import engine, variants
+from inspection.bench.int8 import Int8Inputs, accuracy, agreement, int8_file, speed
 from inspection.bench.provenance import provenance
 from inspection.bench.stats import Budget
 from inspection.errors import InspectionError
-from inspection.imaging import decode_image
 from inspection.model.metadata import read_metadata
-from inspection.model.runtime import InspectionModel
-
-
-def agreement(fp32: Path, int8: Path, encoded: list[bytes]) -> dict:
-    """How far INT8 moves the scores: rank correlation and verdict agreement on the sample set."""
-    images = [decode_image(b, "sample") for b in encoded]
-    a, b = InspectionModel.load(fp32), InspectionModel.load(int8)
-    sa = np.array([a.inspect(im).score for im in images])
-    sb = np.array([b.inspect(im).score for im in images])
-    return {"samples": len(images), "rank_correlation": variants.rank_correlation(sa, sb),
-            "verdict_agreement": float(np.mean((sa > a.threshold) == (sb > a.threshold))),
-            "mean_abs_score_change": float(np.mean(np.abs(sa - sb)))}
 
 
 def run_suite(model: Path, scenarios: list[str], depths: list[str], threads: list[int], sizes: list[int],
               providers: list[str], variant_names: list[str], budget: Budget | None, encoded: list[bytes],
               streams: int = 4, batch: int = 8, min_duration_s: float = 10.0, min_count: int = 200,
-              warmup: int = 20, progress: bool = True) -> dict:
+              warmup: int = 20, progress: bool = True, int8: Int8Inputs = Int8Inputs()) -> dict:
     try:
         meta = read_metadata(model)
     except InspectionError as exc:
@@ -46,20 +34,22 @@ def run_suite(model: Path, scenarios: list[str], depths: list[str], threads: lis
     if bad_sizes:
         raise engine.BenchError(f"input size(s) {bad_sizes}: must be multiples of 16, at least 32")
     runs: list[dict] = []
-    extra: dict[str, dict] = {}
+    extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         files: dict[tuple[str, int], Path] = {}
-        calib = [decode_image(b, "calibration") for b in encoded] if "int8" in variant_names else []
         for size in sizes:
             base = model if size == meta.input_size[0] == meta.input_size[1] else variants.at_size(
                 model, (size, size), Path(tmp) / f"fp32-{size}.onnx")
             files[("fp32", size)] = base
             if "int8" in variant_names:
                 t = time.perf_counter()
-                files[("int8", size)] = variants.int8(base, calib, Path(tmp) / f"int8-{size}.onnx")
+                files[("int8", size)] = int8_file(base, size, meta.input_size, int8, Path(tmp) / f"int8-{size}.onnx")
                 extra.setdefault("int8_quantize_s", {})[size] = time.perf_counter() - t
         if "int8" in variant_names:
-            extra["int8_agreement"] = agreement(files[("fp32", sizes[0])], files[("int8", sizes[0])], encoded)
+            pair = files[("fp32", sizes[0])], files[("int8", sizes[0])]
+            extra["int8_agreement"] = agreement(*pair, encoded)
+            if (acc := accuracy(*pair, int8)) is not None:
+                extra["int8_accuracy"] = acc
         combos = list(itertools.product(scenarios, depths, variant_names, sizes, threads, providers))
         for scenario, depth, variant, size, th, provider in tqdm(combos, desc="bench", unit="run",
                                                                   disable=not progress):
@@ -72,6 +62,8 @@ def run_suite(model: Path, scenarios: list[str], depths: list[str], threads: lis
                 checks = budget.check(latencies)
                 result["budget"] = {"checks": checks, "pass": all(c["pass"] for c in checks)}
             runs.append(result)
+    if "int8" in variant_names and "fp32" in variant_names:
+        extra["int8_speed"] = speed(runs)
     applicable = [r for r in runs if "budget" in r]
     meeting = [r["label"] for r in applicable if r["budget"]["pass"]]
     verdict = None if not budget else ("PASS" if meeting else "FAIL")

@@ -1,6 +1,5 @@
-"""Model variants to sweep over: other input sizes (the same head rebuilt), and INT8 (onnxruntime static
-quantization of the backbone's convolutions; the head's distance computation stays fp32, since int8 would
-destroy the small differences between large norms it relies on)."""
+"""Model variants to sweep over: other input sizes (the same head rebuilt). INT8 models are built by
+:mod:`inspection.model.quantize` (see :mod:`inspection.bench.int8`)."""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ import onnx
 from inspection.model.anomaly_head import HeadParams, resize_bilinear
 from inspection.model.graph import head_from_model, inspection_graph
 from inspection.model.metadata import read_metadata, write_metadata
-from inspection.model.runtime import resize_for_model
 from inspection.model.shipped import backbone_path
 
 
@@ -36,31 +34,6 @@ def resized_head(head: HeadParams, size: tuple[int, int]) -> HeadParams:
     mean, std = (resize_bilinear(m[None, None].astype(np.float64), grid)[0, 0].astype(np.float32)
                  for m in (head.position_mean, head.position_std))
     return replace(out, position_mean=mean, position_std=std, top_k=min(head.top_k, grid[0] * grid[1]))
-
-
-class _Calibration:
-    def __init__(self, images: list[np.ndarray], size: tuple[int, int]):
-        self.batches = iter([{"image": resize_for_model(im, size)[None]} for im in images])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self.batches, None)
-
-
-def int8(model_path: str | Path, calibration_images: list[np.ndarray], out: Path) -> Path:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    meta = read_metadata(model_path)
-    graph = onnx.load(str(model_path))
-    head_nodes = [n.name for n in graph.graph.node if not n.name.startswith("/")]  # ours; the backbone's start "/"
-    reader = _Calibration(calibration_images, meta.input_size)
-    CalibrationDataReader.register(type(reader))
-    quantize_static(str(model_path), str(out), reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
-                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    nodes_to_exclude=head_nodes)
-    q = onnx.load(str(out))
-    write_metadata(q, meta.model_copy(update={"name": f"{meta.name}-int8"}))
-    onnx.save(q, str(out))
-    return out
 
 
 def rank_correlation(a, b) -> float:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from inspection import __version__
-from inspection.cli import bench, dataset, line, model, outbox, plant, service
+from inspection.cli import bench, dataset, line, model, outbox, plant, quantize, service
 
 
 def _version(value: bool) -> None:
@@ -31,6 +31,7 @@ def _main(version: Annotated[bool | None, typer.Option("--version", callback=_ve
 
 
 model.register(app)
+quantize.register(app)
 app.add_typer(dataset.app, name="dataset")
 line.register(app)
 app.add_typer(bench.app, name="bench")

@@ -25,7 +25,8 @@ def bench(
     sizes: Annotated[str, typer.Option(help="Input sizes to sweep, e.g. 256,320.")] = "256",
     providers: Annotated[str, typer.Option(help="Execution providers, e.g. CPUExecutionProvider.")]
     = "CPUExecutionProvider",
-    variants: Annotated[str, typer.Option(help="fp32, int8, or fp32,int8.")] = "fp32",
+    variants: Annotated[str, typer.Option(help="fp32, int8, or fp32,int8 (int8 needs --good or --int8-model).")]
+    = "fp32",
     streams: Annotated[int, typer.Option(help="multi-stream: cameras per query.")] = 4,
     batch: Annotated[int, typer.Option(help="offline: frames per batch.")] = 8,
     duration: Annotated[float, typer.Option(help="Minimum seconds per run.")] = 10.0,
@@ -34,6 +35,12 @@ def bench(
     budget: Annotated[str | None, typer.Option(help="Latency budget, e.g. p90=20ms or p90=20ms,p99=30ms.")] = None,
     images: Annotated[Path | None, typer.Option(help="Sample images of your part (default: drawn by the "
                                                      "synthetic flange line).")] = None,
+    good: Annotated[Path | None, typer.Option(help="int8 variant: the model's good training images (the int8 "
+                                                    "bank is rebuilt from them).")] = None,
+    int8_model: Annotated[Path | None, typer.Option(help="int8 variant: a model from `inspection quantize`.")]
+    = None,
+    defects: Annotated[Path | None, typer.Option(help="With --good: labelled defect images; reports the image "
+                                                      "AUROC of fp32 and int8.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for bench.json and bench.html.")] = Path("bench-report"),
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
@@ -41,6 +48,7 @@ def bench(
     if ctx.invoked_subcommand is not None:
         return
     from inspection.bench import engine, report
+    from inspection.bench.int8 import Int8Inputs
     from inspection.bench.stats import Budget, BudgetError
     from inspection.bench.suite import run_suite
 
@@ -59,7 +67,8 @@ def bench(
         result = run_suite(Path(model_path), scen, deps, int_list(threads, "--threads"),
                            int_list(sizes, "--sizes"), [p.strip() for p in providers.split(",") if p.strip()],
                            [v.strip() for v in variants.split(",") if v.strip()], parsed_budget, encoded, streams,
-                           batch, duration, min_count, warmup, progress=not quiet)
+                           batch, duration, min_count, warmup, progress=not quiet,
+                           int8=Int8Inputs(int8_model, good, defects))
     except (BudgetError, engine.BenchError, InspectionError) as exc:
         raise fail(str(exc)) from None
     js, page = report.write(result, out)

@@ -35,10 +35,10 @@ def train(
     out: Annotated[Path, typer.Option(help="Model file to write (.onnx).")],
     name: Annotated[str | None, typer.Option(help="Model name (default: the output file's stem).")] = None,
     version: Annotated[str, typer.Option(help="Model version recorded in results.")] = "1",
-    input_size: Annotated[str, typer.Option(help="Model input HxW (multiples of 16), e.g. 256 or 256x320.")]
-    = "256",
-    preset: Annotated[str, typer.Option(help="fast (one Gaussian), balanced (whitened bank of 1024) or accurate "
-                                             "(whitened bank of 2048); options given below override it.")]
+    input_size: Annotated[str | None, typer.Option(help="Model input HxW (multiples of 16), e.g. 256 or 256x320 "
+                                                        "(default: the preset's).")] = None,
+    preset: Annotated[str, typer.Option(help="fast (one Gaussian), balanced (whitened bank of 1024, 3 nearest) "
+                                             "or accurate (balanced at 384x384); options given below override it.")]
     = "balanced",
     bank_size: Annotated[int | None, typer.Option(help="Memory-bank entries (coreset size; 1 with whitening = "
                                                        "one Gaussian).")] = None,
@@ -47,6 +47,8 @@ def train(
     blur_sigma: Annotated[float | None, typer.Option(help="Gaussian blur of the patch map, in patches.")] = None,
     border: Annotated[int | None, typer.Option(help="Patches at each edge left out of map and score.")] = None,
     top_k: Annotated[int | None, typer.Option(help="Image score: mean of the top-k patches (1 = max).")] = None,
+    k_nearest: Annotated[int | None, typer.Option(help="Patch distance: mean over the k nearest bank entries.")]
+    = None,
     holdout: Annotated[float, typer.Option(help="Fraction of good images held out for calibration.")] = 0.15,
     calib_good: Annotated[Path | None, typer.Option(help="Separate folder of held-out good images.")] = None,
     defects: Annotated[Path | None, typer.Option(help="Folder of labelled defect images, searched recursively "
@@ -68,8 +70,10 @@ def train(
     from inspection.model.training import train as run_train
 
     settings = _preset_with_overrides(preset, {"bank_size": bank_size, "blur_sigma": blur_sigma, "border": border,
-                                               "top_k": top_k, "projection_dim": projection_dim})
-    config = TrainConfig(name=name or out.stem, model_version=version, input_size=parse_size(input_size),
+                                               "top_k": top_k, "projection_dim": projection_dim,
+                                               "k_nearest": k_nearest,
+                                               "input_size": parse_size(input_size) if input_size else None})
+    config = TrainConfig(name=name or out.stem, model_version=version,
                          holdout_fraction=holdout, target_frr=target_frr, policy=policy, seed=seed,
                          threads=threads, progress=progress_json or not quiet, **settings)
     if progress_json:
@@ -78,10 +82,15 @@ def train(
         report = run_train(good, out, config, calib_good_dir=calib_good, defects_dir=defects)
     except (InspectionError, ValueError) as exc:
         raise fail(str(exc)) from None
+    _print_training_report(report, preset, config.bank_size)
+
+
+def _print_training_report(report, preset: str, bank_size: int) -> None:
+    """What `inspection train` wrote and how it was calibrated; exit code EXIT_FILE_ERRORS if files were skipped."""
     report_file_errors(report.errors)
     c = report.calibration
     total = sum(report.seconds.values())
-    typer.echo(f"wrote {report.model_path} (preset {preset}): bank {config.bank_size} from {report.patches} patches of "
+    typer.echo(f"wrote {report.model_path} (preset {preset}): bank {bank_size} from {report.patches} patches of "
                f"{report.bank_images} images; threshold {c.threshold:.4f} ({c.policy}, "
                f"{c.good_count} held-out good, {c.defect_count} defect); trained in {total:.1f} s")
     for note in c.notes:

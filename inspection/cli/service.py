@@ -27,6 +27,38 @@ def service_engine(url: str):
         raise fail(str(exc)) from None
 
 
+GRACEFUL_STOP_S = 3  # seconds: how long requests in flight may take to finish at stop
+
+
+def _insecure_local_host(host: str) -> str:
+    """--insecure-local: only a loopback address, and a loud banner."""
+    import ipaddress
+
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise fail(f"--insecure-local binds only to 127.0.0.1, not {host}")
+    banner = "!" * 78
+    typer.secho(f"{banner}\n  INSECURE LOCAL MODE: no API tokens are checked. Anyone on this machine can read,\n"
+                f"  write and administer results. Bound to 127.0.0.1 only. Never use this on a line.\n{banner}",
+                fg=typer.colors.RED, err=True, bold=True)
+    return "127.0.0.1"
+
+
+# the operator page's settings
+ShiftStartsOpt = Annotated[str, typer.Option(envvar="INSPECTION_SHIFT_STARTS",
+                                             help="Operator page: shift counters reset at these local times.")]
+ShiftZoneOpt = Annotated[str, typer.Option(envvar="INSPECTION_SHIFT_TIMEZONE",
+                                           help="Time zone of the shift starts (IANA name).")]
+FailLatchOpt = Annotated[float, typer.Option(envvar="INSPECTION_FAIL_LATCH_SECONDS",
+                                             help="Operator page: a FAIL stays on screen this long; 0 = until "
+                                                  "acknowledged.")]
+AlarmFailsOpt = Annotated[int, typer.Option(envvar="INSPECTION_ALARM_FAILS",
+                                            help="Operator page: alarm after this many FAILs in a row.")]
+
+
 def serve(
     host: Annotated[str, typer.Option(envvar="INSPECTION_HOST", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="INSPECTION_PORT", help="Port.")] = 8080,
@@ -54,37 +86,36 @@ def serve(
                                                       "folder).")] = None,
     training_max_mb: Annotated[float, typer.Option(envvar="INSPECTION_TRAINING_MAX_MB",
                                                    help="Refuse training uploads over this many MB.")] = 512.0,
+    shift_starts: ShiftStartsOpt = "06:00,14:00,22:00",
+    shift_timezone: ShiftZoneOpt = "UTC",
+    fail_latch_seconds: FailLatchOpt = 0.0,
+    alarm_fails: AlarmFailsOpt = 3,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
 ) -> None:
     """Run the results service: REST API, live stream, operator page."""
-    import ipaddress
-
     from edge_service import serving
     from edge_service.app import ServiceSettings, create_app
     from edge_service.settings import TrainingSettings
 
+    try:
+        settings = ServiceSettings(database_url=database_url, image_dir=image_dir, insecure_local=insecure_local,
+                                   stale_seconds=stale_seconds, image_max_age_days=image_max_age_days or None,
+                                   image_max_bytes=int(image_max_gb * 1024**3) or None,
+                                   max_future_skew_s=max_future_skew, shift_starts=shift_starts,
+                                   shift_timezone=shift_timezone, fail_latch_seconds=fail_latch_seconds,
+                                   alarm_consecutive_fails=alarm_fails, model_dir=model_dir,
+                                   model_max_bytes=int(model_max_mb * 1024 * 1024),
+                                   training=TrainingSettings(jobs_dir=training_dir,
+                                                             max_upload_bytes=int(training_max_mb * 1024 * 1024)))
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     if insecure_local:
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host == "localhost"
-        if not loopback:
-            raise fail(f"--insecure-local binds only to 127.0.0.1, not {host}")
-        host = "127.0.0.1"
-        banner = "!" * 78
-        typer.secho(f"{banner}\n  INSECURE LOCAL MODE: no API tokens are checked. Anyone on this machine can read,\n"
-                    f"  write and administer results. Bound to 127.0.0.1 only. Never use this on a line.\n{banner}",
-                    fg=typer.colors.RED, err=True, bold=True)
+        host = _insecure_local_host(host)
     service_engine(database_url).dispose()
-    settings = ServiceSettings(database_url=database_url, image_dir=image_dir, insecure_local=insecure_local,
-                               stale_seconds=stale_seconds, image_max_age_days=image_max_age_days or None,
-                               image_max_bytes=int(image_max_gb * 1024**3) or None,
-                               max_future_skew_s=max_future_skew, model_dir=model_dir,
-                               model_max_bytes=int(model_max_mb * 1024 * 1024),
-                               training=TrainingSettings(jobs_dir=training_dir,
-                                                         max_upload_bytes=int(training_max_mb * 1024 * 1024)))
     typer.echo(f"results service on http://{host}:{port}/ (database {database_url.split('@')[-1]})")
-    serving.run(create_app(settings), host=host, port=port, access_log=access_log)
+    # open live streams (operator screens) never end by themselves: at stop they are told to end (event:
+    # shutdown), then whatever still runs after GRACEFUL_STOP_S is cancelled (edge_service.serving)
+    serving.run(create_app(settings), host=host, port=port, access_log=access_log, grace_s=GRACEFUL_STOP_S)
 
 
 @token_app.command("create")

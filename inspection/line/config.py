@@ -73,6 +73,9 @@ class ImagesSection(_Strict):
     dir: Path = Path("runs/images")
     keep_pass_fraction: float = Field(default=0.02, ge=0, le=1, description="share of PASS parts whose images "
                                                                              "are kept (all FAILs are)")
+    keep_near_threshold: float = Field(default=0.05, ge=0, le=1, description="every result whose score lies "
+                                       "within this share of the threshold (|score - threshold| <= x * "
+                                       "threshold) keeps its images; 0: off")
     max_age_days: float = Field(default=7.0, gt=0)
     max_gb: float = Field(default=5.0, gt=0)
 
@@ -133,6 +136,13 @@ class StatusSection(_Strict):
     port: int = Field(default=9100, ge=0, le=65535, description="0 = no status server")
 
 
+class DriftSection(_Strict):
+    window_s: float = Field(default=3600.0, gt=0, le=7 * 86400, description="rolling window of PASS scores "
+                            "compared with the model's good scores (inspection.line.drift)")
+    min_count: int = Field(default=30, ge=2, description="PASS parts the window needs before figures are given")
+    publish_s: float = Field(default=60.0, gt=0, description="how often the figures go to MQTT .../status/drift")
+
+
 class StationConfig(_Strict):
     station: StationSection
     model: ModelSection = ModelSection()
@@ -143,6 +153,7 @@ class StationConfig(_Strict):
     mqtt: MqttSection = MqttSection()
     status: StatusSection = StatusSection()
     assignment: AssignmentSection = AssignmentSection()
+    drift: DriftSection = DriftSection()
     plant: PlantSection = Field(default_factory=PlantSection, description="trigger mode: the PLC handshake, "
                                 "recipes, Modbus TCP and OPC UA; off (free-running) by default")
 

@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from inspection.line.backoff import Backoff
+from inspection.line.local_images import heatmap_path
 from inspection.line.metrics import DELIVERED, DELIVERY_ERRORS, REJECTED, UNACKNOWLEDGED
 from inspection.line.outbox import REJECTED as STATE_REJECTED
 from inspection.line.outbox import Outbox
@@ -169,7 +170,8 @@ class HttpForwarder(Forwarder):
                                "is sent again")
 
     def _upload_images(self, entry) -> None:
-        for kind, path in (("original", entry.original_path), ("overlay", entry.overlay_path)):
+        heatmap = str(heatmap_path(entry.original_path)) if entry.original_path else None
+        for kind, path in (("original", entry.original_path), ("overlay", entry.overlay_path), ("heatmap", heatmap)):
             if not path:
                 continue
             p = Path(path)
@@ -190,7 +192,8 @@ def topic_base(prefix: str, station: StationContext) -> str:
 
 class MqttForwarder(Forwarder):
     """QoS 1 results to ``<prefix>/<site>/<area>/<line>/<cell>/<station>/inspection/result``, the newest
-    retained at ``.../inspection/last``, and a retained ``.../status`` (online; Last Will offline)."""
+    retained at ``.../inspection/last``, a retained ``.../status`` (online; Last Will offline) and the score
+    drift figures retained at ``.../status/drift`` (JSON)."""
 
     dest = "mqtt"
 
@@ -212,10 +215,13 @@ class MqttForwarder(Forwarder):
         self.client.on_connect = self._on_connect
         self.connected = threading.Event()
         self.status = "online"  # retained at .../status: online, or "error: ..." while the station is in error
+        self.drift_topic, self.drift = f"{base}/status/drift", ""  # the drift figures, retained (JSON)
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _props):
         if not reason_code.is_failure:
             client.publish(self.status_topic, self.status, qos=1, retain=True)
+            if self.drift:
+                client.publish(self.drift_topic, self.drift, qos=1, retain=True)
             self.connected.set()
 
     def set_status(self, status: str) -> None:
@@ -223,6 +229,12 @@ class MqttForwarder(Forwarder):
         self.status = status
         if self.connected.is_set():
             self.client.publish(self.status_topic, status, qos=1, retain=True)
+
+    def set_drift(self, payload: str) -> None:
+        """The drift figures (JSON, inspection.line.drift.DriftStatus), retained at ``.../status/drift``."""
+        self.drift = payload
+        if self.connected.is_set():
+            self.client.publish(self.drift_topic, payload, qos=1, retain=True)
 
     def setup(self) -> None:
         self.client.on_disconnect = lambda *_a: self.connected.clear()

@@ -1,4 +1,4 @@
-"""Originals and overlays kept on the edge box, with retention by age and total bytes, oldest first (the
+"""Originals, overlays and heatmaps kept on the edge box, with retention by age and total bytes, oldest first (the
 rule shared with the results service: :func:`inspection.retention.expired`)."""
 
 from __future__ import annotations
@@ -19,19 +19,43 @@ from inspection.retention import Kept, expired
 log = logging.getLogger("inspection.line.images")
 
 
+def heatmap_path(original: str | Path) -> Path:
+    """Where the heatmap of the result whose original is at ``original`` is kept (``<id>-heatmap.png``)."""
+    p = Path(original)
+    return p.with_name(p.name.replace("-original.", "-heatmap.").rsplit(".", 1)[0] + ".png")
+
+
+def keeps_images(verdict: str, score: float, threshold: float, near_threshold: float, pass_draw: float,
+                 keep_pass_fraction: float) -> bool:
+    """Whether a result keeps its images: every FAIL; every result within ``near_threshold`` (relative) of the
+    threshold, because those are the ones QA must see; otherwise a PASS when ``pass_draw`` (uniform in [0, 1))
+    falls under ``keep_pass_fraction``."""
+    if verdict == "FAIL":
+        return True
+    if near_threshold > 0 and abs(score - threshold) <= near_threshold * abs(threshold):
+        return True
+    return keep_pass_fraction > 0 and pass_draw < keep_pass_fraction
+
+
 class LocalImages:
     def __init__(self, root: Path, max_age_days: float, max_bytes: int):
         self.root, self.max_age_s, self.max_bytes = Path(root), max_age_days * 86400, max_bytes
         self.last_sweep = 0.0
 
-    def save(self, inspection_id: str, image: np.ndarray, overlay: np.ndarray) -> tuple[str | None, str | None]:
-        """Both images, or neither: a failed write (disk full, read-only) is counted and inspection goes on."""
+    def save(self, inspection_id: str, image: np.ndarray, overlay: np.ndarray,
+             heatmap: np.ndarray | None = None) -> tuple[str | None, str | None]:
+        """All images, or none: a failed write (disk full, read-only) is counted and inspection goes on. The
+        heatmap (the colour-mapped anomaly map) lies beside the original, at :func:`heatmap_path` of it."""
         day = self.root / datetime.now(UTC).strftime("%Y%m%d")
-        paths = (day / f"{inspection_id}-original.png", day / f"{inspection_id}-overlay.jpg")
+        paths = [day / f"{inspection_id}-original.png", day / f"{inspection_id}-overlay.jpg"]
+        pictures = [image, overlay]
+        if heatmap is not None:
+            paths.append(heatmap_path(paths[0]))
+            pictures.append(heatmap)
         try:
             day.mkdir(parents=True, exist_ok=True)
-            save_image(paths[0], image)
-            save_image(paths[1], overlay)
+            for path, picture in zip(paths, pictures, strict=True):
+                save_image(path, picture)
             return str(paths[0]), str(paths[1])
         except (OSError, ImageError) as exc:
             m.IMAGE_ERRORS.inc()

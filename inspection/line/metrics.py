@@ -40,6 +40,18 @@ STATE = Gauge("line_state", "1 for the runner's current state", ["state"], regis
 UNACKNOWLEDGED = Counter("line_unacknowledged_total", "Results sent but not named in the far side's acknowledgement "
                          "(sent again)", ["dest"], registry=REGISTRY)
 OUTBOX_FULL = Gauge("line_outbox_disk_full", "1 while the outbox's disk is full (inspection paused)", registry=REGISTRY)
+DRIFT_KS = Gauge("line_score_drift_ks", "Kolmogorov-Smirnov distance of the PASS scores in the drift window from "
+                 "the model's good scores (NaN until the window holds drift.min_count PASS parts)", registry=REGISTRY)
+DRIFT_KS_CRITICAL = Gauge("line_score_drift_ks_critical", "The KS distance's 1 % critical value for the window's "
+                          "counts: above it, look at lighting and camera", registry=REGISTRY)
+DRIFT_MEAN_SHIFT = Gauge("line_score_drift_mean_shift", "(mean PASS score in the window - good mean) / good std",
+                         registry=REGISTRY)
+DRIFT_MEDIAN_Z = Gauge("line_score_drift_median_z", "(median score of all parts in the window - good median) / its "
+                       "standard error: beyond +-2.58, look at lighting and camera", registry=REGISTRY)
+DRIFT_ALERT = Gauge("line_score_drifting", "1 while the scores have drifted (KS above its critical value or "
+                    "|median z| > 2.58)",
+                    registry=REGISTRY)
+DRIFT_COUNT = Gauge("line_score_drift_window_parts", "PASS parts in the drift window", registry=REGISTRY)
 
 
 class TriggerCounters(Collector):

@@ -26,6 +26,7 @@ from inspection.line import metrics as m
 from inspection.line.assignment import make_poller
 from inspection.line.assignment_models import FREE_RUNNING, Judges
 from inspection.line.config import StationConfig
+from inspection.line.drift import DriftMonitor
 from inspection.line.forwarders import Forwarder, HttpForwarder, MqttForwarder
 from inspection.line.http_trigger import handle_trigger
 from inspection.line.local_images import LocalImages
@@ -50,6 +51,7 @@ from inspection.line.status import (
     SourceStatus,
     StageStatus,
     StatusServer,
+    export_drift,
 )
 from inspection.line.supervisor import Supervisor
 from inspection.line.trigger_station import TriggerMode, build_trigger_mode
@@ -84,6 +86,8 @@ class LineRunner:
         self.finished = threading.Event()  # publish has ended: everything taken is committed or counted
         self.fatal = threading.Event()  # stopped on an unrecoverable error (not a full disk: that resumes)
         self.counters = LineCounters()
+        self.drift = self._drift_for(self.model)
+        self._drift_sent = 0.0
         self.trigger_mode: TriggerMode | None = None
         self.watchdog = SourceWatchdog(self.source, cfg.source.stall_timeout_s, self.stop_capture,
                                        on_state=_export_source_state, on_reopen=m.SOURCE_REOPENS.inc)
@@ -102,12 +106,13 @@ class LineRunner:
         capture_q: queue.Queue = queue.Queue(maxsize=cfg.source.queue_size)
         result_q: queue.Queue = queue.Queue(maxsize=64)
         self.publish_settings = PublishSettings(self.outbox_path, self.enabled, self.station,
-                                                cfg.images.keep_pass_fraction, self.model.meta.good_scores.p50)
+                                                cfg.images.keep_pass_fraction, self.model.meta.good_scores.p50,
+                                                keep_near_threshold=cfg.images.keep_near_threshold)
         self.latencies = self.publish_settings.latencies  # capture -> commit, seconds (for benchmarks)
         images = LocalImages(cfg.images.dir, cfg.images.max_age_days, int(cfg.images.max_gb * 1024**3))
         self.sparkplug = make_sparkplug(cfg, self.station)
         hooks = PublishHooks(self._wake_forwarders, self.finished.set, self._disk_full, self._space_back,
-                             self.stop_capture, self.sparkplug.on_record if self.sparkplug else None)
+                             self.stop_capture, self._on_record)
         if cfg.plant.enabled:
             self.trigger_mode = build_trigger_mode(cfg, self.ctx, self.model)
             self.judges = self.trigger_mode.judges
@@ -134,6 +139,11 @@ class LineRunner:
         """A new model judges: the overlay's colour scale follows it."""
         self.publish_settings.overlay_reference = self.running_model().meta.good_scores.p50
 
+    def _drift_for(self, model: InspectionModel) -> DriftMonitor:
+        self._drift_sha = model.info.sha256
+        return DriftMonitor(model.meta.good_scores, model.meta.threshold, self.cfg.drift.window_s,
+                            self.cfg.drift.min_count)
+
     def _make_forwarders(self) -> list[Forwarder]:
         cfg = self.cfg
         forwarders: list[Forwarder] = []
@@ -145,6 +155,26 @@ class LineRunner:
                                             self.station, self.stop_forwarding, cfg.mqtt.username,
                                             cfg.mqtt.secret()))
         return forwarders
+
+    def _on_record(self, record) -> None:
+        """A committed record: to Sparkplug B; an inspection by the model judging now into the drift window (a
+        new model, swapped in or another recipe's, starts a new window; trigger errors have no score), the
+        drift figures to MQTT now and then."""
+        if self.sparkplug:
+            self.sparkplug.on_record(record)
+        running = self.running_model()
+        if running.info.sha256 != self._drift_sha:
+            self.drift = self._drift_for(running)
+        model = getattr(record, "model", None)
+        if model is None or model.sha256 != self._drift_sha:
+            return
+        self.drift.add(record.verdict, record.score)
+        if time.monotonic() - self._drift_sent >= self.cfg.drift.publish_s:
+            self._drift_sent = time.monotonic()
+            payload = self.drift.status().model_dump_json()
+            for f in self.forwarders:
+                if isinstance(f, MqttForwarder):
+                    f.set_drift(payload)
 
     def _wake_forwarders(self) -> None:
         for f in self.forwarders:
@@ -306,6 +336,8 @@ class LineRunner:
         state = self.state
         c, w = self.counters, self.watchdog
         outbox, outbox_error = self._outbox_status()
+        drift = self.drift.status()
+        export_drift(drift)
         stages = {name: StageStatus(state=h.state, alive=self.supervisor.threads[name].is_alive(),
                                     crashes=h.crashes, restarts=h.restarts, last_error=h.last_error)
                   for name, h in self.supervisor.health.items()}
@@ -319,7 +351,7 @@ class LineRunner:
             outbox_error=outbox_error,
             links={f.dest: LinkStatus(state=f.state, last_error=f.last_error) for f in self.forwarders},
             trigger=self.trigger_mode.status() if self.trigger_mode else None,
-            assignment=self.assignment.status() if self.assignment else None)
+            assignment=self.assignment.status() if self.assignment else None, drift=drift)
 
     def status(self) -> dict:
         return self.snapshot().model_dump()

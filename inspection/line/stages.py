@@ -30,10 +30,10 @@ from inspection.errors import ImageError
 from inspection.line import metrics as m
 from inspection.line.assignment_models import Judges
 from inspection.line.backoff import Backoff
-from inspection.line.local_images import LocalImages
+from inspection.line.local_images import LocalImages, keeps_images
 from inspection.line.outbox import Outbox
 from inspection.results.inspection import Inspection
-from inspection.results.overlay import render_overlay
+from inspection.results.overlay import heat_colours, render_overlay
 from inspection.schema import ShadowVerdict, StageTimings, StationContext
 from inspection.sources.frame import Frame, FrameSource, SourceFinished, frame_rgb
 from inspection.sources.watchdog import SourceWatchdog
@@ -236,6 +236,7 @@ class PublishSettings:
     station: StationContext
     keep_pass_fraction: float
     overlay_reference: float  # the model's good-score median: the overlay's colour scale
+    keep_near_threshold: float = 0.0  # results this close to the threshold (relative) keep their images
     latencies: list[float] = field(default_factory=list)  # capture -> commit, seconds (bounded; benchmarks)
 
 
@@ -305,9 +306,10 @@ class PublishStage(Stage):
                              **self._context(item))
         rid = str(record.inspection_id)
         original = overlay = None
-        keep = self.s.keep_pass_fraction
-        if r.verdict == "FAIL" or (keep > 0 and self.rng.random() < keep):
-            original, overlay = self.images.save(rid, image, render_overlay(image, r, self.s.overlay_reference))
+        if keeps_images(r.verdict, r.score, r.threshold, self.s.keep_near_threshold, float(self.rng.random()),
+                        self.s.keep_pass_fraction):
+            heat, _alpha = heat_colours(r.anomaly_map, self.s.overlay_reference, r.threshold)
+            original, overlay = self.images.save(rid, image, render_overlay(image, r, self.s.overlay_reference), heat)
         record.timings.publish_ms = (time.monotonic() - t0) * 1e3
         self._add(outbox, rid, record.model_dump_json(), original, overlay)
         self.hooks.committed(record)

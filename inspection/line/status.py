@@ -15,6 +15,7 @@ from prometheus_client import generate_latest
 from pydantic import BaseModel
 
 from inspection.line import metrics as m
+from inspection.line.drift import DriftStatus
 
 log = logging.getLogger("inspection.line.status")
 RunnerState = Literal["starting", "running", "finished", "stopping", "stopped", "error"]
@@ -103,6 +104,18 @@ class LineStatus(BaseModel):
     links: dict[str, LinkStatus]
     trigger: TriggerStatus | None = None  # trigger mode only
     assignment: AssignmentStatus | None = None  # [assignment] enabled only
+    drift: DriftStatus | None = None  # the PASS scores against the model's good scores (inspection.line.drift)
+
+
+def export_drift(d: DriftStatus) -> None:
+    """The drift figures as Prometheus gauges (NaN while the window holds too few PASS parts)."""
+    nan = float("nan")
+    m.DRIFT_KS.set(nan if d.ks is None else d.ks)
+    m.DRIFT_KS_CRITICAL.set(nan if d.ks_critical is None else d.ks_critical)
+    m.DRIFT_MEAN_SHIFT.set(nan if d.mean_shift is None else d.mean_shift)
+    m.DRIFT_MEDIAN_Z.set(nan if d.median_z is None else d.median_z)
+    m.DRIFT_ALERT.set(1 if d.drifting else 0)
+    m.DRIFT_COUNT.set(d.count)
 
 
 class StatusServer:

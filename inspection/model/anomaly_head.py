@@ -9,7 +9,8 @@ From the backbone's stride-8 and stride-16 features:
    onto the bank's leading principal axes (P, orthonormal columns);
 5. each patch's distance to its nearest memory-bank entry m: d^2 = |x|^2 + |m|^2 - 2 (xP).(mP), with full
    norms. Without a projection this is the exact Euclidean distance; with one, only the cross term of the
-   two residuals outside the principal subspace is dropped, so anomaly energy outside it still counts;
+   two residuals outside the principal subspace is dropped, so anomaly energy outside it still counts.
+   With ``k_nearest`` k > 1, the mean of the distances to the k nearest entries;
 6. optionally, per-position normalisation (PaDiM-style): z = (d - mean at that position) / std at that
    position, both measured on good training images that do not match themselves (see
    :mod:`inspection.model.normalisation`); this removes the border and position effects of the padded
@@ -41,6 +42,7 @@ class HeadParams:
     position_std: np.ndarray | None = None  # (h, w) float32, > 0
     border: int = 0  # patches at each edge left out of the map and the score
     top_k: int = 1  # image score: mean of the top_k patch values (1 = the map's maximum)
+    k_nearest: int = 1  # patch distance: mean distance to the k nearest bank entries
     whiten_mean: np.ndarray | None = None  # (feature_dim,) float32
     whiten: np.ndarray | None = None  # (feature_dim, feature_dim) float32
 
@@ -160,10 +162,19 @@ def nearest_distances(x: np.ndarray, head: HeadParams, chunk: int = 4096) -> np.
     b2 = head.bank_sq.astype(np.float64)
     out = np.empty(len(flat))
     for i in range(0, len(flat), chunk):
-        cross = (b2[None, :] - 2 * proj[i:i + chunk] @ b.T).min(axis=1)
-        d2 = np.sum(flat[i:i + chunk] ** 2, axis=1) + cross
-        out[i:i + chunk] = np.sqrt(np.maximum(d2, 0))
+        cross = b2[None, :] - 2 * proj[i:i + chunk] @ b.T
+        x2 = np.sum(flat[i:i + chunk] ** 2, axis=1)
+        out[i:i + chunk] = k_nearest_mean(cross, x2, head.k_nearest)
     return out.reshape(x.shape[:-1])
+
+
+def k_nearest_mean(cross: np.ndarray, x2: np.ndarray, k: int) -> np.ndarray:
+    """(P,) mean distance to the k nearest entries from the cross terms (P, K) |m|^2 - 2 x.m and |x|^2 (P,)."""
+    if k <= 1:
+        return np.sqrt(np.maximum(x2 + cross.min(axis=1), 0))
+    k = min(k, cross.shape[1])
+    nearest = np.partition(cross, k - 1, axis=1)[:, :k]
+    return np.sqrt(np.maximum(x2[:, None] + nearest, 0)).mean(axis=1)
 
 
 def blur(patch_map: np.ndarray, kernel: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from inspection.model.metadata import ScoreStats
 
 Policy = Literal["frr", "f1"]
+QUANTILE_PROBS = np.linspace(0, 1, 21)  # the good-score quantiles recorded in the model (ScoreStats.quantiles)
 
 
 class ThresholdFigures(BaseModel):
@@ -49,7 +50,8 @@ class Calibration(BaseModel):
 def score_stats(scores: np.ndarray) -> ScoreStats:
     s = np.asarray(scores, np.float64)
     return ScoreStats(count=len(s), mean=float(s.mean()), std=float(s.std()), min=float(s.min()),
-                      p50=float(np.percentile(s, 50)), p99=float(np.percentile(s, 99)), max=float(s.max()))
+                      p50=float(np.percentile(s, 50)), p99=float(np.percentile(s, 99)), max=float(s.max()),
+                      quantiles=[float(q) for q in np.quantile(s, QUANTILE_PROBS)])
 
 
 def figures_at(threshold: float, good: np.ndarray, defects: np.ndarray | None) -> ThresholdFigures:

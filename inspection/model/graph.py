@@ -131,6 +131,28 @@ def _score(b: _Builder, patch_map: str, head: HeadParams) -> None:
     b.op("Min", ["head/top_mean", "head/peak"], "score")
 
 
+def _distance(b: _Builder, x: str, head: HeadParams) -> None:
+    """head/dist (P,): from head/cross (P, K), the distance to the nearest entry, or the mean distance to the
+    k nearest (TopK of the negated cross terms)."""
+    k = min(head.k_nearest, len(head.bank))
+    if k <= 1:
+        b.op("ReduceMin", ["head/cross"], "head/min_cross", axes=[1], keepdims=0)
+        b.op("ReduceSumSquare", [x], "head/x_sq", axes=[1], keepdims=0)
+        b.op("Add", ["head/min_cross", "head/x_sq"], "head/d2")
+        b.op("Relu", ["head/d2"], "head/d2_pos")  # rounding can make a tiny distance negative
+        b.op("Sqrt", ["head/d2_pos"], "head/dist")
+        return
+    b.op("Neg", ["head/cross"], "head/neg_cross")
+    b.nodes.append(helper.make_node("TopK", ["head/neg_cross", b.const("head/k_nearest", np.array([k], np.int64))],
+                                    ["head/near_neg", "head/near_idx"], name="head/nearest", axis=1))
+    b.op("Neg", ["head/near_neg"], "head/near_cross")
+    b.op("ReduceSumSquare", [x], "head/x_sq", axes=[1], keepdims=1)
+    b.op("Add", ["head/near_cross", "head/x_sq"], "head/d2")
+    b.op("Relu", ["head/d2"], "head/d2_pos")
+    b.op("Sqrt", ["head/d2_pos"], "head/near_dist")
+    b.op("ReduceMean", ["head/near_dist"], "head/dist", axes=[1], keepdims=0)
+
+
 def inspection_graph(backbone: onnx.ModelProto, head: HeadParams) -> onnx.ModelProto:
     b = _Builder()
     p8, p16 = _front(b, backbone, head.input_size)
@@ -152,11 +174,7 @@ def inspection_graph(backbone: onnx.ModelProto, head: HeadParams) -> onnx.ModelP
     # |x - m|^2 = |x|^2 + (|m|^2 - 2 x.m): one Gemm with the bias folded in, then the minimum over m
     b.op("Gemm", [xp, b.const("head/bank_t", (-2 * head.bank.astype(np.float64).T).astype(np.float32)),
                   b.const("head/bank_sq", head.bank_sq.astype(np.float32))], "head/cross")
-    b.op("ReduceMin", ["head/cross"], "head/min_cross", axes=[1], keepdims=0)
-    b.op("ReduceSumSquare", [x], "head/x_sq", axes=[1], keepdims=0)
-    b.op("Add", ["head/min_cross", "head/x_sq"], "head/d2")
-    b.op("Relu", ["head/d2"], "head/d2_pos")  # rounding can make a tiny distance negative
-    b.op("Sqrt", ["head/d2_pos"], "head/dist")
+    _distance(b, x, head)
     b.op("Reshape", ["head/dist", b.const("head/map_shape", np.array([-1, 1, h, w], np.int64))], "head/patch_map")
     smooth = _normalise(b, "head/patch_map", head)
     if head.blur_sigma > 0:
@@ -190,5 +208,5 @@ def head_from_model(model_path: str | Path) -> HeadParams:
                       meta.head.blur_sigma, meta.input_size,
                       position_mean=None if mean is None else mean[0, 0],
                       position_std=None if inv_std is None else (1.0 / inv_std[0, 0]).astype(np.float32),
-                      border=meta.head.border, top_k=meta.head.top_k,
+                      border=meta.head.border, top_k=meta.head.top_k, k_nearest=meta.head.k_nearest,
                       whiten_mean=inits.get("head/whiten_mean"), whiten=inits.get("head/whiten"))

@@ -36,6 +36,9 @@ class ScoreStats(BaseModel):
     p50: float
     p99: float
     max: float
+    quantiles: list[float] | None = Field(None, description="the scores at probabilities 0, 0.05, ..., 1 (21 "
+                                          "values, linear interpolation): the reference for the line's drift "
+                                          "figure; absent in models trained before it (then mean and std are used)")
 
 
 class TrainingSet(BaseModel):
@@ -59,7 +62,11 @@ class Head(BaseModel):
     whitened: bool = Field(False, description="patch features whitened with the training patches' covariance")
     border: int = Field(0, description="patches at each edge left out of the map and the score")
     top_k: int = Field(1, description="image score: mean of the top-k patch values (1 = the map's maximum)")
+    k_nearest: int = Field(1, description="patch distance: mean distance to the k nearest bank entries")
     preset: str | None = Field(None, description="the training preset (fast, balanced, accurate), if any")
+    precision: str = Field("fp32", description="backbone arithmetic: fp32, or int8 (statically quantised; the "
+                           "head stays fp32 and its bank was rebuilt from the int8 backbone's features)")
+    quantization: dict | None = Field(None, description="int8 only: how the backbone was quantised")
 
 
 class ModelMetadata(BaseModel):

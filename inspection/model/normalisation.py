@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inspection.model.anomaly_head import HeadParams
+from inspection.model.anomaly_head import HeadParams, k_nearest_mean
 
 STD_FLOOR = 0.5  # std maps are floored at this fraction of their median (no position may dominate)
 DESCRIPTION = "leave-one-image-out distances of the bank images (self-matches excluded), 3x3 smoothed"
@@ -43,8 +43,7 @@ def leave_one_out_distances(x: np.ndarray, head: HeadParams, entry_image: np.nda
         xp = xi @ head.projection if head.projection is not None else xi
         cross = bank_sq[None, :] - 2 * (xp @ bank.T)
         cross[:, entry_image == i] = np.inf
-        d2 = np.sum(xi * xi, axis=1) + cross.min(axis=1)
-        out[i] = np.sqrt(np.maximum(d2, 0))
+        out[i] = k_nearest_mean(cross, np.sum(xi * xi, axis=1), head.k_nearest)
     return out
 
 

@@ -46,8 +46,10 @@ class TrainConfig:
     blur_sigma: float = 0.0
     whiten: bool = True  # whiten the patch features (training patches' covariance) before the bank
     normalise: bool = True  # per-position normalisation of the patch map (leave-one-image-out statistics)
-    border: int = 0  # patches at each edge left out of the map and the score
+    border: int = 1  # patches at each edge left out of the map and the score
+    stats_images: int | None = 48  # bank images the position statistics are measured on (None: all)
     top_k: int = 1  # image score: mean of the top-k patches (1 = the maximum)
+    k_nearest: int = 3  # patch distance: mean distance to the k nearest bank entries (a bank of 1: 1)
     preset: str | None = None
     holdout_fraction: float = 0.15
     target_frr: float = 0.01
@@ -70,6 +72,10 @@ class TrainConfig:
         h, w = self.input_size[0] // 8, self.input_size[1] // 8
         if not 0 <= self.border < min(h, w) // 2 - 1:
             raise ValueError(f"border {self.border} patches leaves nothing of a {h}x{w} patch map")
+        if self.stats_images is not None and self.stats_images < 2:
+            raise ValueError(f"stats images {self.stats_images} must be at least 2 (or none: all bank images)")
+        if self.k_nearest < 1:
+            raise ValueError(f"k nearest {self.k_nearest} must be at least 1 (a bank of 1 always uses 1)")
         if not 1 <= self.top_k <= h * w:
             raise ValueError(f"top-k {self.top_k} must be between 1 and the {h * w} patches of the map")
 
@@ -172,7 +178,8 @@ def fit_head(p8: np.ndarray, p16: np.ndarray, config: TrainConfig) -> HeadParams
         bank = full @ projection
     bank_sq = np.sum(full.astype(np.float64) ** 2, axis=1)
     head = HeadParams(scales, projection, bank.astype(np.float32), bank_sq, config.blur_sigma, config.input_size,
-                      border=config.border, top_k=config.top_k, whiten_mean=white_mean, whiten=white)
+                      border=config.border, top_k=config.top_k, k_nearest=min(config.k_nearest, len(full)),
+                      whiten_mean=white_mean, whiten=white)
     return _finish_head(head, per_image, chosen // per_image.shape[1], config)
 
 
@@ -186,8 +193,20 @@ def _finish_head(head: HeadParams, per_image: np.ndarray, entry_image: np.ndarra
     """Add the position statistics (leave-one-image-out distances of the bank images) when asked for."""
     if not config.normalise:
         return head
-    stats = position_stats(leave_one_out_distances(per_image, head, entry_image), head.patch_shape)
+    take = stats_subset(len(per_image), config.stats_images, config.seed)
+    remap = np.full(len(per_image), -1)
+    remap[take] = np.arange(len(take))
+    entries = np.where(entry_image >= 0, remap[np.maximum(entry_image, 0)], -1)
+    stats = position_stats(leave_one_out_distances(per_image[take], head, entries), head.patch_shape)
     return replace(head, position_mean=stats.mean, position_std=stats.std)
+
+
+def stats_subset(n: int, wanted: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of the bank images the position statistics are measured on (all if ``wanted`` is None
+    or at least ``n``): the leave-one-image-out search costs one bank search per image."""
+    if wanted is None or wanted >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed + 1).choice(n, wanted, replace=False))
 
 
 def _split_good(good_paths: list[Path], config: TrainConfig, calib_good_dir: str | Path | None
@@ -229,6 +248,12 @@ def _load_sets(good_dir: str | Path, config: TrainConfig, calib_good_dir: str | 
     return sets
 
 
+def load_training_sets(good_dir: str | Path, config: TrainConfig, calib_good_dir: str | Path | None = None
+                       ) -> _Sets:
+    """The bank and held-out images exactly as :func:`train` splits them (same seed and hold-out fraction)."""
+    return _load_sets(good_dir, config, calib_good_dir, None)
+
+
 def _metadata(config: TrainConfig, head: HeadParams, good_dir: str | Path, sets: _Sets,
               channels: tuple[int, int]) -> ModelMetadata:
     return ModelMetadata(
@@ -242,12 +267,20 @@ def _metadata(config: TrainConfig, head: HeadParams, good_dir: str | Path, sets:
                   feature_dim=sum(channels),
                   projection_dim=None if head.projection is None else head.projection.shape[1],
                   bank_size=len(head.bank), blur_sigma=config.blur_sigma,
-                  normalisation=NORMALISATION if head.position_mean is not None else "none",
-                  whitened=head.whiten is not None, border=head.border, top_k=head.top_k, preset=config.preset),
+                  normalisation=_normalisation_note(config, len(sets.bank.paths)) if head.position_mean is not None
+                  else "none",
+                  whitened=head.whiten is not None, border=head.border, top_k=head.top_k, k_nearest=head.k_nearest,
+                  preset=config.preset),
         tool_version=__version__)
 
 
-def _save(graph: onnx.ModelProto, out: Path) -> None:
+def _normalisation_note(config: TrainConfig, bank_images: int) -> str:
+    used = len(stats_subset(bank_images, config.stats_images, config.seed))
+    return f"{NORMALISATION}; measured on {used} of the {bank_images} bank images"
+
+
+def save_model(graph: onnx.ModelProto, out: Path) -> None:
+    """Write a model file atomically (a temporary file renamed into place)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     onnx.save(graph, str(tmp))
@@ -292,7 +325,7 @@ def train(good_dir: str | Path, out: str | Path, config: TrainConfig, calib_good
     meta.good_scores = calibration.good_scores
     meta.calibration = calibration.summary()
     write_metadata(graph, meta)
-    _save(graph, out)
+    save_model(graph, out)
     report = save_report(out, calibration)
     seconds["calibrate"] = time.perf_counter() - t
     return TrainReport(out, calibration, report, len(sets.bank.paths), len(sets.hold.paths),
@@ -317,5 +350,5 @@ def recalibrate(model_path: str | Path, good_dir: str | Path, defects_dir: str |
                                          "calibration": calibration.summary()})
     write_metadata(graph, meta)
     out = Path(out or model_path)
-    _save(graph, out)
+    save_model(graph, out)
     return calibration, save_report(out, calibration), good.errors + (defects.errors if defects else [])

@@ -15,7 +15,9 @@ class SimulatedLine:
 
     The generator is too slow to draw every part live on a small box, so a pool of distinct parts is drawn
     at start (good parts and each defect kind) and parts are taken from it at random, each with its own
-    frame id, part id and capture time. Live: behaves like a camera. With ``software_trigger`` it behaves
+    frame id, part id and capture time. Live: behaves like a camera. ``gain`` and ``offset`` change the
+    brightness of every frame from now on (pixel * gain + offset): a lighting or camera change, for trying the
+    runner's drift figure. With ``software_trigger`` it behaves
     like a triggered camera: each read grabs one frame at once (no free-running at ``rate``), after
     ``exposure_us`` when given.
     """
@@ -35,6 +37,7 @@ class SimulatedLine:
         self.rng = np.random.default_rng(seed)
         self.next_at = 0.0
         self.ids = FrameIds()
+        self.gain, self.offset = 1.0, 0.0
 
     def open(self) -> None:
         if not self.good:
@@ -64,6 +67,8 @@ class SimulatedLine:
         fid = self.ids.next()
         pool = self.bad if self.rng.random() < self.defect_rate else self.good
         image = pool[int(self.rng.integers(len(pool)))]
+        if self.gain != 1.0 or self.offset != 0.0:
+            image = np.clip(image.astype(np.float32) * self.gain + self.offset, 0, 255).astype(np.uint8)
         return Frame(fid, now(), f"sim#{fid}", image=image, part_id=f"SIM-{self.seed}-{fid:07d}")
 
     def close(self) -> None:

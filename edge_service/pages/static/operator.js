@@ -1,44 +1,75 @@
-// Operator page: one station live. Reads the SSE stream with fetch() so the token goes in the
-// Authorization header, never in a URL. Shows STALE whenever no result has arrived for staleSeconds
-// or the stream is down.
+// Operator page: one station live. A FAIL stays on screen with the part's image and regions until it is
+// acknowledged (button, Space or Enter) or for failLatchSeconds; an alarm banner after alarmFails FAILs in
+// a row; shift counters from the service (reset at shift change); the live indicator from the feed's
+// heartbeat; STALE when no result arrived for staleSeconds.
 (() => {
-  const cfg = window.INSPECTION || { staleSeconds: 10, needsToken: true };
-  const $ = (id) => document.getElementById(id);
-  let token = sessionStorage.getItem("inspectionToken") || "";
+  const { cfg, $, api, withLogin, openFeed, showLink, showError, pct } = window.Operator;
   let station = new URLSearchParams(location.hash.slice(1)).get("station") || "";
-  let lastResultAt = null; // browser time (ms) the newest result arrived, or its server time on load
-  let streamUp = false;
-  let abort = null;
   const strip = [];
+  let feed = null, lastResultAt = null;
+  let latched = null, latchedAt = 0, newer = 0;
+  let streak = 0, alarmAckedAt = 0;
+  let counts = { good: 0, ng: 0 }, shiftStart = 0, nextShift = Infinity, partShown = null;
 
-  function headers() { return token ? { Authorization: "Bearer " + token } : {}; }
-  function showError(text) { $("error").textContent = text || ""; }
-  function setLink(state, text) { $("link").dataset.state = state; $("link").textContent = text; }
-
-  async function api(path) {
-    const res = await fetch(path, { headers: headers() });
-    if (res.status === 401 || res.status === 403) { askToken(); throw new Error("token refused (" + res.status + ")"); }
-    if (!res.ok) throw new Error(path.split("?")[0] + ": HTTP " + res.status);
-    return res.json();
+  function renderCounters() {
+    $("good").textContent = counts.good; $("ng").textContent = counts.ng;
+    const total = counts.good + counts.ng;
+    $("yield").textContent = total ? pct(counts.good / total) : "—";
   }
 
-  function askToken() {
-    if (!cfg.needsToken) return;
-    $("token-form").hidden = false;
+  function renderAlarm() {
+    const on = streak >= cfg.alarmFails && streak - alarmAckedAt >= cfg.alarmFails;
+    $("alarm").hidden = !on; $("alarm-count").textContent = streak;
+    document.body.classList.toggle("alarming", on);
   }
 
-  function showVerdict(r) {
+  function renderVerdict() {
+    const r = latched || strip[0];
     const v = $("verdict");
     v.classList.remove("pass", "fail", "none");
+    if (!r) { v.classList.add("none"); $("verdict-text").textContent = "—"; $("part").hidden = true; return; }
     v.classList.add(r.verdict === "FAIL" ? "fail" : "pass");
     $("verdict-text").textContent = r.verdict;
     const part = r.part_id ? "part " + r.part_id + " · " : "";
     $("verdict-detail").textContent = part + "score " + r.score.toFixed(3) + " / " + r.threshold.toFixed(3);
+    $("latch").hidden = !latched;
+    if (latched) $("latch-note").textContent = newer ? newer + " part(s) inspected since" : "held until acknowledged";
+    v.classList.toggle("has-part", r.verdict === "FAIL");
+    if (r.verdict === "FAIL") showPart(r); else { $("part").hidden = true; partShown = null; }
+  }
+
+  function drawRegions(r) {
+    const svg = $("part-regions");
+    svg.setAttribute("viewBox", "0 0 " + r.image_width + " " + r.image_height);
+    const stroke = Math.max(2, r.image_width / 120);
+    svg.innerHTML = (r.regions || []).map((g) => '<rect x="' + g.x + '" y="' + g.y + '" width="' + g.width +
+      '" height="' + g.height + '" stroke-width="' + stroke + '"></rect>').join("");
+  }
+
+  async function showPart(r) {
+    if (partShown === r.inspection_id) return;
+    partShown = r.inspection_id;
+    $("part").hidden = false; $("part-frame").hidden = true; drawRegions(r);
+    $("part-note").textContent = (r.regions || []).length + " region(s); image loading…";
+    for (let attempt = 0; attempt < 30 && partShown === r.inspection_id; attempt++) {
+      for (const kind of ["original", "overlay"]) {  // images follow their result: retry a while
+        const res = await fetch("/api/v1/results/" + r.inspection_id + "/images/" + kind, { credentials: "same-origin" });
+        if (res.ok && partShown === r.inspection_id) {
+          const img = $("part-img");
+          if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+          img.src = URL.createObjectURL(await res.blob()); img.dataset.kind = kind; img.dataset.id = r.inspection_id;
+          $("part-frame").hidden = false;
+          $("part-note").textContent = (r.regions || []).length + " region(s) · " + kind + " image";
+          return;
+        }
+      }
+      await new Promise((ok) => setTimeout(ok, 500));
+    }
+    if (partShown === r.inspection_id) $("part-note").textContent = "no image stored for this part";
   }
 
   function renderStrip() {
-    const ol = $("strip");
-    ol.replaceChildren(...strip.map((r) => {
+    $("strip").replaceChildren(...strip.map((r) => {
       const li = document.createElement("li");
       li.className = r.verdict === "FAIL" ? "fail" : "pass";
       li.textContent = r.verdict === "FAIL" ? "✗" : "✓";
@@ -47,105 +78,92 @@
     }));
   }
 
-  function addResult(r, arrivedAt) {
+  function addResult(r, arrivedAt, live) {
     if (strip.some((x) => x.inspection_id === r.inspection_id)) return;
     strip.unshift(r);
+    strip.sort((a, b) => Date.parse(b.inspected_at) - Date.parse(a.inspected_at));
     strip.length = Math.min(strip.length, 20);
-    renderStrip();
-    showVerdict(strip[0]);
+    if (live) {
+      if (Date.parse(r.inspected_at) >= shiftStart) counts[r.verdict === "FAIL" ? "ng" : "good"] += 1;
+      if (r.verdict === "FAIL") streak += 1; else { streak = 0; alarmAckedAt = 0; }
+    }
+    if (r.verdict === "FAIL" && live) { latched = r; latchedAt = Date.now(); newer = 0; }
+    else if (latched && live) newer += 1;
     lastResultAt = Math.max(lastResultAt || 0, arrivedAt);
-    updateStale();
+    renderStrip(); renderVerdict(); renderCounters(); renderAlarm(); updateStale();
+  }
+
+  function acknowledge() {
+    latched = null; alarmAckedAt = streak;
+    renderVerdict(); renderAlarm();
   }
 
   function updateStale() {
     const age = lastResultAt === null ? Infinity : (Date.now() - lastResultAt) / 1000;
-    const stale = !streamUp || age > cfg.staleSeconds;
+    const down = !(feed && feed.live());
+    const stale = down || age > cfg.staleSeconds;
     $("stale").hidden = !stale;
     $("stale-age").textContent = lastResultAt === null ? "—" : Math.floor(age);
-    if (!streamUp) $("stale").firstChild.textContent = "STALE: live feed down; last result ";
-    else $("stale").firstChild.textContent = "STALE: no result for ";
+    $("stale").firstChild.textContent = down ? "STALE: live feed down; last result " : "STALE: no result for ";
     $("verdict").classList.toggle("is-stale", stale);
+    if (latched && cfg.failLatchSeconds > 0 && Date.now() - latchedAt > cfg.failLatchSeconds * 1000) acknowledgeLatchOnly();
+    if (Date.now() >= nextShift) { nextShift = Infinity; refreshCounters(); }
   }
 
-  async function refreshYield() {
+  function acknowledgeLatchOnly() { latched = null; renderVerdict(); }
+
+  async function refreshCounters() {
     if (!station) return;
     try {
-      const since = new Date(Date.now() - 3600e3).toISOString();
-      const s = await api("/api/v1/stats?station=" + encodeURIComponent(station) + "&since=" + encodeURIComponent(since));
-      $("yield").textContent = s.yield === null ? "—" : (100 * s.yield).toFixed(1) + " %";
-      $("yield-detail").textContent = s.total + " parts, " + s.fail + " failed";
+      const o = await api("/api/v1/operator/overview?station=" + encodeURIComponent(station));
+      const s = o.stations.find((x) => x.station_path === station);
+      if (!s) return;
+      counts = { good: s.good, ng: s.ng }; streak = s.fail_streak;
+      if (streak < alarmAckedAt) alarmAckedAt = 0;
+      shiftStart = Date.parse(o.shift_start); nextShift = Date.parse(o.next_shift);
+      $("shift").textContent = "Shift since " + new Date(shiftStart).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      renderCounters(); renderAlarm();
     } catch (e) { showError(e.message); }
   }
 
   async function loadRecent() {
-    strip.length = 0;
-    lastResultAt = null;
     const page = await api("/api/v1/results?limit=20&station=" + encodeURIComponent(station));
-    for (const r of page.items.slice().reverse()) addResult(r, Date.parse(r.received_at));
-    if (!page.items.length) { renderStrip(); $("verdict").className = "verdict none"; $("verdict-text").textContent = "—"; }
+    for (const r of page.items.slice().reverse()) addResult(r, Date.parse(r.received_at), false);
+    if (strip[0] && strip[0].verdict === "FAIL" && !latched) { latched = strip[0]; latchedAt = Date.now(); newer = 0; }
+    renderStrip(); renderVerdict();
   }
 
-  async function stream() {
-    if (abort) abort.abort();
-    abort = new AbortController();
-    const mine = abort;
-    let backoff = 1000;
-    while (!mine.signal.aborted) {
-      try {
-        setLink("connecting", "connecting…");
-        const res = await fetch("/api/v1/stream?station=" + encodeURIComponent(station), { headers: headers(), signal: mine.signal });
-        if (res.status === 401 || res.status === 403) { askToken(); throw new Error("token refused (" + res.status + ")"); }
-        if (!res.ok || !res.body) throw new Error("live feed: HTTP " + res.status);
-        streamUp = true; backoff = 1000; setLink("live", "● live"); showError("");
-        await loadRecent(); refreshYield();
-        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buf = "";
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buf += value;
-          let cut;
-          while ((cut = buf.indexOf("\n\n")) >= 0) {
-            const block = buf.slice(0, cut); buf = buf.slice(cut + 2);
-            const data = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-            if (block.includes("event: result") && data) { addResult(JSON.parse(data), Date.now()); refreshYieldSoon(); }
-          }
-        }
-        throw new Error("live feed closed");
-      } catch (e) {
-        streamUp = false; updateStale();
-        if (mine.signal.aborted) return;
-        setLink("error", "reconnecting…"); showError(e.message);
-        await new Promise((ok) => setTimeout(ok, backoff));
-        backoff = Math.min(backoff * 2, 15000);
-      }
-    }
+  function follow() {
+    if (feed) feed.close();
+    strip.length = 0; latched = null; lastResultAt = null; partShown = null;
+    feed = openFeed(station, {
+      onEvent: (r) => { if (r.station_path === station) addResult(r, Date.now(), true); },
+      onConnected: () => { showError(""); refreshCounters().then(loadRecent).catch((e) => showError(e.message)); },
+      onState: (live, why) => { showLink(live, why); updateStale(); if (!live && why) showError(why); },
+    });
   }
-
-  let yieldTimer = null;
-  function refreshYieldSoon() { if (!yieldTimer) yieldTimer = setTimeout(() => { yieldTimer = null; refreshYield(); }, 1000); }
 
   async function start() {
-    try {
-      const stations = await api("/api/v1/stations");
-      const sel = $("station");
-      sel.replaceChildren(...stations.map((p) => new Option(p, p)));
-      if (!station || !stations.includes(station)) station = stations[0] || "";
-      sel.value = station;
-      if (!station) { showError("no stations registered yet"); return; }
-      $("token-form").hidden = true;
-      stream();
-    } catch (e) { showError(e.message); }
+    const stations = await api("/api/v1/stations");
+    const sel = $("station");
+    sel.replaceChildren(...stations.map((p) => new Option(p, p)));
+    if (!station || !stations.includes(station)) station = stations[0] || "";
+    sel.value = station;
+    if (!station) { showError("no stations registered yet"); return; }
+    follow();
   }
 
   $("station").addEventListener("change", (e) => {
-    station = e.target.value; location.hash = "station=" + encodeURIComponent(station); stream();
+    station = e.target.value; location.hash = "station=" + encodeURIComponent(station); follow();
   });
-  $("token-form").addEventListener("submit", (e) => {
-    e.preventDefault(); token = $("token").value.trim(); sessionStorage.setItem("inspectionToken", token); start();
+  $("ack").addEventListener("click", acknowledge);
+  document.addEventListener("keydown", (e) => {
+    if (e.target.tagName === "INPUT" || e.target.tagName === "SELECT") return;
+    if (e.key === " " || e.key === "Enter") { e.preventDefault(); acknowledge(); }
   });
-  setInterval(updateStale, 500);
-  setInterval(refreshYield, 30000);
+  if (!cfg.needsToken) $("logout").hidden = true;
+  setInterval(updateStale, 250);
+  setInterval(refreshCounters, 15000);
   updateStale();
-  if (cfg.needsToken && !token) askToken(); else start();
+  withLogin(start);
 })();
