@@ -15,9 +15,25 @@ router = APIRouter(include_in_schema=False)
 SHIFT_START_HOURS = (6, 14, 22)  # local time of the browser; "this shift" starts at the latest of these
 
 
+# The navigation every QA page shares (path, label); the page itself is marked "here".
+NAV = (("/qa", "Review queue"), ("/qa/trends", "Trends"), ("/qa/thresholds", "Thresholds"),
+       ("/qa/models", "Models"), ("/qa/train", "Train"))
+TITLES = {"qa_queue.html": ("review queue", "/qa"), "qa_part.html": ("part viewer", None),
+          "qa_trends.html": ("trends", "/qa/trends"), "qa_thresholds.html": ("thresholds", "/qa/thresholds"),
+          "qa_models.html": ("models", "/qa/models"), "qa_train.html": ("train a model", "/qa/train")}
+
+
+def _header(name: str) -> str:
+    """The shared head, navigation and token form (qa_header.html) for one page."""
+    title, here = TITLES[name]
+    here_mark = ' class="here"'
+    nav = " ".join(f'<a href="{path}"{here_mark if path == here else ""}>{label}</a>' for path, label in NAV)
+    return (PAGES / "qa_header.html").read_text().replace("{title}", title).replace("{nav}", nav)
+
+
 def _page(name: str, needs_token: bool, **extra: object) -> HTMLResponse:
     config = {"needsToken": needs_token, "shiftStartHours": list(SHIFT_START_HOURS), **extra}
-    html = (PAGES / name).read_text().replace("/*CONFIG*/", f"window.QA = {json.dumps(config)};")
+    html = (_header(name) + (PAGES / name).read_text()).replace("/*CONFIG*/", f"window.QA = {json.dumps(config)};")
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
