@@ -56,7 +56,7 @@ def cpu_info() -> dict:
             "python": platform.python_version()}
 
 
-def start_station(workdir: Path, fps: float, camera: str = "free") -> tuple[subprocess.Popen, dict]:
+def start_station(workdir: Path, fps: float, camera: str = "free", threads: int = 1) -> tuple[subprocess.Popen, dict]:
     ports = {"opcua": free_port(), "modbus": free_port(), "status": free_port()}
     plant = f"""
 [plant]
@@ -73,6 +73,7 @@ users = [{{ name = "{USER}", password_env = "BENCH_OPCUA_PASSWORD" }}]
     trigger = '\ntrigger = "software"' if camera == "software" else ""
     cfg = write_config(workdir / "station.toml", f'kind = "simulated"\nrate = {fps}\ndefect_rate = 0.2{trigger}',
                        status_port=ports["status"], extra=plant)
+    cfg.write_text(cfg.read_text().replace("[model]\n", f"[model]\nthreads = {threads}\n", 1))
     proc = subprocess.Popen([*CLI, "run", "--config", str(cfg)], stdout=subprocess.DEVNULL,
                             env={**os.environ, "BENCH_OPCUA_PASSWORD": PASSWORD})
     wait_for(lambda: ((line_status(ports["status"]) or {}).get("trigger") or {}).get("state") == "Ready", 90,
@@ -106,12 +107,13 @@ def main() -> None:
     ap.add_argument("--fps", type=float, default=100.0, help="simulated camera frames per second")
     ap.add_argument("--camera", choices=["free", "software"], default="free",
                     help="free-running at --fps, or software-triggered (one frame per trigger)")
+    ap.add_argument("--threads", type=int, default=1, help="the model's onnxruntime threads ([model] threads)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "trigger_latency.json")
     args = ap.parse_args()
     runs = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, ports = start_station(Path(tmp), args.fps, args.camera)
+        proc, ports = start_station(Path(tmp), args.fps, args.camera, args.threads)
         try:
             for protocol in ("opcua", "modbus"):
                 for rate in (float(r) for r in args.rates.split(",")):
@@ -127,7 +129,8 @@ def main() -> None:
             proc.wait(60)
     report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": cpu_info(),
               "load_average_before": load_before, "load_average_after": os.getloadavg(),
-              "camera": args.camera, "camera_fps": args.fps if args.camera == "free" else None,
+              "camera": args.camera, "model_threads": args.threads,
+              "camera_fps": args.fps if args.camera == "free" else None,
               "station_processing_ms": (status.get("trigger") or {}).get("counters"),
               "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
