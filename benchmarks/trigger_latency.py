@@ -34,6 +34,7 @@ sys.path.insert(0, str(HERE.parent))
 from line_support import CLI, line_status, wait_for, write_config  # noqa: E402
 from service_support import free_port  # noqa: E402
 
+from inspection.model.shipped import default_model_path  # noqa: E402
 from inspection.plant.modbus_client import ModbusPlc  # noqa: E402
 from inspection.plant.opcua_client import OpcUaPlc  # noqa: E402
 from inspection.plant.plcsim import PlcSimulator  # noqa: E402
@@ -56,7 +57,8 @@ def cpu_info() -> dict:
             "python": platform.python_version()}
 
 
-def start_station(workdir: Path, fps: float, camera: str = "free", threads: int = 1) -> tuple[subprocess.Popen, dict]:
+def start_station(workdir: Path, fps: float, camera: str = "free", threads: int = 1,
+                  model: Path | None = None) -> tuple[subprocess.Popen, dict]:
     ports = {"opcua": free_port(), "modbus": free_port(), "status": free_port()}
     plant = f"""
 [plant]
@@ -73,7 +75,10 @@ users = [{{ name = "{USER}", password_env = "BENCH_OPCUA_PASSWORD" }}]
     trigger = '\ntrigger = "software"' if camera == "software" else ""
     cfg = write_config(workdir / "station.toml", f'kind = "simulated"\nrate = {fps}\ndefect_rate = 0.2{trigger}',
                        status_port=ports["status"], extra=plant)
-    cfg.write_text(cfg.read_text().replace("[model]\n", f"[model]\nthreads = {threads}\n", 1))
+    text = cfg.read_text().replace("[model]\n", f"[model]\nthreads = {threads}\n", 1)
+    if model is not None:
+        text = text.replace(f'path = "{default_model_path()}"', f'path = "{model.resolve()}"', 1)
+    cfg.write_text(text)
     proc = subprocess.Popen([*CLI, "run", "--config", str(cfg)], stdout=subprocess.DEVNULL,
                             env={**os.environ, "BENCH_OPCUA_PASSWORD": PASSWORD})
     wait_for(lambda: ((line_status(ports["status"]) or {}).get("trigger") or {}).get("state") == "Ready", 90,
@@ -108,12 +113,13 @@ def main() -> None:
     ap.add_argument("--camera", choices=["free", "software"], default="free",
                     help="free-running at --fps, or software-triggered (one frame per trigger)")
     ap.add_argument("--threads", type=int, default=1, help="the model's onnxruntime threads ([model] threads)")
+    ap.add_argument("--model", type=Path, default=None, help="model file (default: the shipped default model)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "trigger_latency.json")
     args = ap.parse_args()
     runs = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, ports = start_station(Path(tmp), args.fps, args.camera, args.threads)
+        proc, ports = start_station(Path(tmp), args.fps, args.camera, args.threads, args.model)
         try:
             for protocol in ("opcua", "modbus"):
                 for rate in (float(r) for r in args.rates.split(",")):
@@ -130,6 +136,7 @@ def main() -> None:
     report = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": cpu_info(),
               "load_average_before": load_before, "load_average_after": os.getloadavg(),
               "camera": args.camera, "model_threads": args.threads,
+              "model": str(args.model or default_model_path()),
               "camera_fps": args.fps if args.camera == "free" else None,
               "station_processing_ms": (status.get("trigger") or {}).get("counters"),
               "runs": runs}
