@@ -49,9 +49,12 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def _launch(self) -> subprocess.Popen:
+        return subprocess.Popen([*CLI, "serve", "--port", str(self.port), "--image-dir", str(self.images)],
+                                env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def start(self) -> None:
-        self.proc = subprocess.Popen([*CLI, "serve", "--port", str(self.port), "--image-dir", str(self.images)],
-                                     env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = self._launch()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

@@ -3,15 +3,12 @@ render the API's operations in real headless Chromium with every request off loc
 
 from __future__ import annotations
 
-import shutil
 from urllib.parse import urlparse
 
 import pytest
-from service_support import RunningServer, in_ci
+from service_support import RunningServer, chromium_browser
 
 from edge_service.app import ServiceSettings, create_app
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -23,16 +20,7 @@ def server(tmp_path):
 
 @pytest.fixture
 def page():
-    if shutil.which(CHROMIUM) is None:
-        message = f"Debian chromium not installed at {CHROMIUM} (apt-get install chromium; make test does it)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    with chromium_browser() as browser:
         context = browser.new_context()
         context.offline_refused = []
 
@@ -45,7 +33,6 @@ def page():
 
         context.route("**/*", only_localhost)
         yield context.new_page()
-        browser.close()
 
 
 def test_docs_pages_name_only_local_assets(server):
