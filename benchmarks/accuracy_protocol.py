@@ -9,6 +9,7 @@ tables into benchmarks/RESULTS.md (between the accuracy-protocol markers).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -46,10 +47,16 @@ def cpu_flags() -> list[str]:
     return [f for f in wanted if f in have]
 
 
-def real_surfaces() -> Path:
+def real_surfaces(visibility_floor: bool = True) -> Path:
+    """The generated set (made once per manifest content); without ``visibility_floor``, the set as it was
+    before the floor (the same good images; defects below the floor left as first drawn)."""
     manifest = load_manifest()
     root = DATA / "real_surfaces"
-    marker = root / f"done-seed{manifest['seed']}"
+    if not visibility_floor:
+        manifest.pop("visibility_floor", None)
+        root = DATA / "real_surfaces_no_floor"
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
+    marker = root / f"done-{digest}"
     if not marker.exists():
         print("generating the real-surfaces set in", root, file=sys.stderr)
         write_all(root, manifest)
@@ -115,20 +122,29 @@ def latency(model_path: Path, image: np.ndarray, runs: int, repeats: int) -> lis
     return rows
 
 
-def run(presets: list[str], categories: list[str], runs: int, repeats: int, overall_only: bool = False) -> dict:
-    surfaces, line = real_surfaces(), synthetic_line()
+def trained(good: Path, out: Path, preset: str, reuse: bool) -> dict:
+    """``train``, or with ``reuse`` the model an earlier run left at ``out`` (no training figures then)."""
+    if reuse and out.exists():
+        return {"reused_model": True, "train_images": len(list_images(good))}
+    return train(good, out, preset)
+
+
+def run(presets: list[str], categories: list[str], runs: int, repeats: int, overall_only: bool = False,
+        visibility_floor: bool = True, reuse_models: bool = False) -> dict:
+    surfaces, line = real_surfaces(visibility_floor), synthetic_line()
     results: dict = {"machine": machine() | {"isa": cpu_flags()},
-                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "presets": {}}
+                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "presets": {},
+                     "visibility_floor": load_manifest().get("visibility_floor") if visibility_floor else None}
     for preset in presets:
         entry: dict = {"real_surfaces": {}, "synthetic": {}, "latency": []}
         for cat in categories:
             model = MODELS / preset / f"{cat}.onnx"
-            entry["real_surfaces"][cat] = train(surfaces / cat / "train" / "good", model, preset) | {
+            entry["real_surfaces"][cat] = trained(surfaces / cat / "train" / "good", model, preset, reuse_models) | {
                 "test": evaluated(model, surfaces / cat, overall_only)}
             print(preset, cat, entry["real_surfaces"][cat]["test"]["overall"], file=sys.stderr, flush=True)
         for part in PART_TYPES:
             model = MODELS / preset / f"synthetic_{part}.onnx"
-            entry["synthetic"][part] = train(line / part / "train" / "good", model, preset) | {
+            entry["synthetic"][part] = trained(line / part / "train" / "good", model, preset, reuse_models) | {
                 "test": evaluated(model, line / part, overall_only)}
             print(preset, part, entry["synthetic"][part]["test"]["overall"], file=sys.stderr, flush=True)
         first = MODELS / preset / f"{categories[0]}.onnx"
@@ -183,6 +199,12 @@ def main() -> None:
     parser.add_argument("--relatency", action="store_true",
                         help="with --from-json: time the presets' models again (all presets side by side, now)")
     parser.add_argument("--json", type=Path, default=OUT / "accuracy_protocol.json", help="where the run's JSON goes")
+    parser.add_argument("--no-visibility-floor", action="store_true",
+                        help="judge on the set without the manifest's visibility floor (the earlier set)")
+    parser.add_argument("--reuse-models", action="store_true",
+                        help="evaluate the models an earlier run left in benchmarks/.data/protocol-models "
+                             "instead of training (their good training images are the same with or without "
+                             "the floor)")
     parser.add_argument("--from-json", type=Path, nargs="+",
                         help="run nothing: merge these runs' JSON files (one per preset, say) and write the tables")
     args = parser.parse_args()
@@ -192,7 +214,7 @@ def main() -> None:
             remeasure_latency(results, args.categories.split(",")[0], args.runs, args.repeats)
     else:
         results = run(args.presets.split(","), args.categories.split(","), args.runs, args.repeats,
-                      args.overall_only)
+                      args.overall_only, not args.no_visibility_floor, args.reuse_models)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1) + "\n")
     text = markdown(results)

@@ -74,14 +74,23 @@ def _latency_table(results: dict) -> list[str]:
     return lines
 
 
+def _floor_text(results: dict) -> str:
+    floor = results.get("visibility_floor")
+    if not floor:
+        return "no visibility floor (defects as first drawn, some of them invisible)"
+    return (f"visibility floor: defects redrawn until their ring SNR reaches {floor['clear']} (clear) or "
+            f"{floor['subtle']} (subtle), see `datasets/README.md`")
+
+
 def markdown(results: dict) -> str:
     m = results["machine"]
     head = [f"## Accuracy protocol: the real-surfaces set and the synthetic line, per preset ({results['date']})", "",
             f"Machine: {m['cpu']}, {m['cores']} cores, ISA flags {', '.join(m['isa'])}; onnxruntime "
             f"{m['onnxruntime']}, Python {m['python']}. `benchmarks/accuracy_protocol.py`: the real-surfaces set "
             "(`datasets/real_surfaces.py`, seed 12; 160 train/good per category, test split 40 good + 10 per "
-            "defect kind, a quarter subtle) and the synthetic line (seed 7, 200 train/good); every preset trained "
-            "per category with `inspection train --preset` (15 % of the good images held out for the threshold, "
+            f"defect kind, a quarter subtle; {_floor_text(results)}) and the synthetic line (seed 7, "
+            "200 train/good); every preset trained per category with `inspection train --preset` (15 % of the "
+            "good images held out for the threshold, "
             "target FRR 1 %), evaluated on the test split (choices were made on the validation split only). "
             "F1 and FRR are at the model's own threshold. Latency: `session.run` on one image at the model's "
             "input size, median over repeats of each repeat's percentile; the 1-minute load average when it "

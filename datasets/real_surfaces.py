@@ -14,6 +14,8 @@ made on); ``defects.json`` in each split root gives every defect image's kind, s
 visibility SNR. Each image is made in this order: a rotated, scaled crop of the photograph (the surface),
 the defect drawn on the surface, then the camera: gain, offset, an illumination gradient, slight blur,
 sensor noise. Masks come from the defect drawing, so they match the defect exactly.
+A defect below the manifest's visibility floor (ring SNR, per subtlety) is drawn again, so that a "clear"
+defect can be seen (see datasets/README.md).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import hashlib
 import importlib.util
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,7 @@ MANIFEST = Path(__file__).with_name("real_surfaces.json")
 RESERVED = ("brick", "gravel", "grass")
 SPLITS = ("train", "validation", "test")
 _PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+REDRAWS = 24  # at most this many more draws of a defect below the visibility floor
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Sample:
     kind: str
     subtle: bool
     snr: float
+    redraws: int = 0  # how many times the defect was drawn again to reach the visibility floor
 
 
 def load_manifest(path: Path = MANIFEST) -> dict:
@@ -110,23 +115,50 @@ def camera(surface: np.ndarray, nuisance: dict, rng: np.random.Generator) -> np.
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
+def visibility_floor(manifest: dict, subtle: bool) -> float:
+    """The least ring SNR a defect of this subtlety must reach (0 = no floor): the manifest's
+    ``visibility_floor`` {"clear": ..., "subtle": ...}."""
+    return float(manifest.get("visibility_floor", {}).get("subtle" if subtle else "clear", 0.0))
+
+
+def _drawn_defect(surface: np.ndarray, kind: str, subtle: bool, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    for _ in range(8):  # a third-party defect may fall outside the image; draw again
+        drawn = RENDERERS[kind](surface, rng, subtle)
+        if drawn.mask.sum() >= 4:
+            break
+    return drawn.image, drawn.mask
+
+
 def make_sample(source: np.ndarray, entry: dict, manifest: dict, rng: np.random.Generator,
-                kind: str | None = None, subtle: bool = False) -> Sample:
-    """One image of a category: good when ``kind`` is None, else with one defect of that kind."""
+                kind: str | None = None, subtle: bool = False,
+                redraw: Callable[[int], np.random.Generator] | None = None) -> Sample:
+    """One image of a category: good when ``kind`` is None, else with one defect of that kind.
+
+    With ``redraw`` (attempt number -> a generator of its own) and a visibility floor in the manifest, a
+    defect whose ring SNR after the camera is below the floor is drawn again on the same surface (another
+    place, size and strength, another camera draw) up to ``REDRAWS`` times; the most visible draw is kept.
+    The first draw uses ``rng`` exactly as without a floor, so good images and defects that were visible
+    already are the same pixels with or without it."""
     size, nuisance = manifest["size"], manifest["nuisance"]
     surface = crop(source, entry, nuisance, size, rng)
-    mask = np.zeros((size, size), bool)
-    if kind is not None:
-        if kind not in RENDERERS:
-            raise ValueError(f"unknown defect kind {kind!r}; choose from {', '.join(DEFECT_KINDS)}")
-        for _ in range(8):  # a third-party defect may fall outside the image; draw again
-            drawn = RENDERERS[kind](surface, rng, subtle)
-            if drawn.mask.sum() >= 4:
-                break
-        surface, mask = drawn.image, drawn.mask
-    image = camera(surface, nuisance, rng)
-    snr = visibility_snr(image, mask) if kind else 0.0
-    return Sample(image, mask.astype(np.uint8) * 255, kind or "good", subtle, snr)
+    if kind is None:
+        return Sample(camera(surface, nuisance, rng), np.zeros((size, size), np.uint8), "good", False, 0.0)
+    if kind not in RENDERERS:
+        raise ValueError(f"unknown defect kind {kind!r}; choose from {', '.join(DEFECT_KINDS)}")
+    floor = visibility_floor(manifest, subtle)
+    best: Sample | None = None
+    for attempt in range(1 + (REDRAWS if floor > 0 and redraw is not None else 0)):
+        r = rng if attempt == 0 or redraw is None else redraw(attempt)
+        drawn, mask = _drawn_defect(surface, kind, subtle, r)
+        image = camera(drawn, nuisance, r)
+        snr = visibility_snr(image, mask)
+        if best is None or snr > best.snr:
+            best = Sample(image, mask.astype(np.uint8) * 255, kind, subtle, snr, attempt)
+        if snr >= floor:
+            break
+    assert best is not None
+    return best
 
 
 def _jobs(counts: dict, split: str) -> list[tuple[str, int]]:
@@ -149,15 +181,17 @@ def write_category(out: Path, category: str, manifest: dict) -> Path:
             (root / folder / kind).mkdir(parents=True, exist_ok=True)
             for i in range(count):
                 subtle = kind != "good" and (i + 1) * share % 1 < share  # exactly the share, spread evenly
-                s = make_sample(source, entry, manifest, rng_for(manifest["seed"], category, split, kind, i),
-                                None if kind == "good" else kind, subtle)
+                keys = (manifest["seed"], category, split, kind, i)
+                s = make_sample(source, entry, manifest, rng_for(*keys), None if kind == "good" else kind, subtle,
+                                redraw=lambda attempt, keys=keys: rng_for(*keys, "visibility", attempt))
                 name = f"{folder}/{kind}/{i:03d}.png"
                 cv2.imwrite(str(root / name), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR), _PNG)
                 if kind != "good":
                     (root / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
                     cv2.imwrite(str(root / "ground_truth" / kind / f"{i:03d}_mask.png"), s.mask, _PNG)
                     records[name] = {"kind": kind, "subtle": s.subtle, "snr": round(s.snr, 4),
-                                     "area": int((s.mask > 0).sum())}
+                                     "area": int((s.mask > 0).sum()), "redraws": s.redraws,
+                                     "below_floor": s.snr < visibility_floor(manifest, s.subtle)}
         if records:
             (root / "defects.json").write_text(json.dumps(records, indent=1) + "\n")
     return base

@@ -111,3 +111,28 @@ def test_visibility_snr():
     image[mask] += 10  # two ring standard deviations
     assert visibility_snr(image, mask) == pytest.approx(2.0, abs=0.3)
     assert visibility_snr(image, np.zeros_like(mask)) == 0.0
+
+
+def test_visibility_floor_redraws_only_invisible_defects(tmp_path):
+    """With the floor, every defect reaches it (or says it did not); good images and defects that were
+    visible at the first draw are the same pixels as in the set without the floor."""
+    small = small_manifest(MANIFEST, train_good=1, good=1, per_kind=4)
+    assert small["visibility_floor"]["clear"] >= 1.0
+    no_floor = {k: v for k, v in small.items() if k != "visibility_floor"}
+    floored = write_category(tmp_path / "floor", "petals", small)
+    plain = write_category(tmp_path / "plain", "petals", no_floor)
+    with_floor = json.loads((floored / "defects.json").read_text())
+    without = json.loads((plain / "defects.json").read_text())
+    assert (floored / "test/good/000.png").read_bytes() == (plain / "test/good/000.png").read_bytes()
+    redrawn = 0
+    for name, r in with_floor.items():
+        floor = small["visibility_floor"]["subtle" if r["subtle"] else "clear"]
+        assert r["snr"] >= floor or r["below_floor"], (name, r)
+        if r["redraws"] == 0:
+            assert (floored / name).read_bytes() == (plain / name).read_bytes(), name
+            assert r["snr"] == without[name]["snr"]
+        else:
+            redrawn += 1
+            assert without[name]["snr"] < floor <= r["snr"] or r["below_floor"], (name, r, without[name])
+    assert redrawn > 0, "petals has defects below the floor at the first draw; the floor must redraw some"
+    assert sum(r["below_floor"] for r in with_floor.values()) <= 1
