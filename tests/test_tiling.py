@@ -186,3 +186,21 @@ def test_the_service_accepts_the_frame_mapping_field_and_checks_it(service):
     assert res.status_code == 422 and "frame_mapping.area (100, 0, 256 x 256) lies outside" in res.text, res.text
     res = service.post([make_result() | {"frame_mapping": mapping | {"overlap": 2.0}}])
     assert res.status_code == 422 and "results.0.frame_mapping.overlap" in res.text, res.text
+
+
+def test_dataset_tiles_cuts_good_frames_as_the_station_will(tmp_path, samples):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    good = samples / "flange" / "test" / "good"
+    save_image(frames / "f1.png", np.tile(cv2.imread(str(good / "001.png"))[:, :, ::-1], (3, 4, 1)))  # 1024x768
+    shutil.copy(good / "000.png", frames / "f2.png")  # 256 x 256: smaller than a tile
+    res = CliRunner().invoke(app, ["dataset", "tiles", "--frames", str(frames), "--out", str(tmp_path / "tiles"),
+                                   "--tile-px", "512", "--overlap", "0.25"])
+    assert res.exit_code == 1, res.output
+    assert "wrote 6 tiles of 1 frame(s)" in res.output and "f2.png: frame_mapping.tile_px: 512" in res.output
+    tiles = sorted((tmp_path / "tiles").iterdir())
+    assert [p.name for p in tiles] == [f"f1_t{i:03d}.png" for i in range(6)]
+    assert cv2.imread(str(tiles[0])).shape == (512, 512, 3)
+    res = CliRunner().invoke(app, ["dataset", "tiles", "--frames", str(frames), "--out", str(tmp_path / "t2"),
+                                   "--tile-px", "512", "--overlap", "1.5"])
+    assert res.exit_code == 2 and "--overlap: overlap 1.5 is outside" in res.output

@@ -8,39 +8,20 @@ from typing import Annotated, Literal
 
 import typer
 
-from inspection.cli.common import EXIT_FILE_ERRORS, default_model, fail, parse_size, report_file_errors
+from inspection.cli.common import (
+    EXIT_FILE_ERRORS,
+    FrameMode,
+    default_model,
+    fail,
+    mapping_from_options,
+    parse_size,
+    report_file_errors,
+)
 from inspection.errors import InspectionError
 
 # The threshold policies of inspection.model.calibration.Policy, spelled here so that importing the CLI
 # (as `inspection serve` does) loads neither numpy nor onnx; tests/test_service_fresh_install.py checks it.
 Policy = Literal["frr", "f1"]
-FrameMode = Literal["resize", "roi", "tiles"]
-_OPTION_OF = {"mode": "--frame-mapping", "roi": "--roi", "tile_px": "--tile-px", "overlap": "--overlap"}
-
-
-def _mapping_from_options(mode: str, roi: str | None, tile_px: int | None, overlap: float):
-    """The FrameMapping the options describe; a bad one exits 2 naming the option."""
-    from pydantic import ValidationError
-
-    from inspection.model.tiling import FrameMapping
-
-    box = None
-    if roi is not None:
-        parts = [p.strip() for p in roi.split(",")]
-        if len(parts) != 4 or not all(p.lstrip("-").isdigit() for p in parts):
-            raise fail(f"--roi {roi!r}: give X,Y,WIDTH,HEIGHT in whole pixels, like 400,300,1600,1200")
-        box = dict(zip(("x", "y", "width", "height"), (int(p) for p in parts), strict=True))
-    try:
-        return FrameMapping(mode=mode, roi=box, tile_px=tile_px, overlap=overlap)
-    except ValidationError as exc:
-        problems = []
-        for e in exc.errors():
-            option = _OPTION_OF.get(str(e["loc"][0]), str(e["loc"][0])) if e["loc"] else "--frame-mapping"
-            inner = f" {e['loc'][1]}" if len(e["loc"]) > 1 else ""
-            problems.append(f"{option}{inner}: {e['msg'].replace('Value error, ', '')}")
-        raise fail("; ".join(problems)) from None
-
-
 def _preset_with_overrides(preset: str, given: dict) -> dict:
     """The preset's settings with the options given on the command line on top (projection 0 = none)."""
     from inspection.model.presets import preset_settings
@@ -144,7 +125,7 @@ def calibrate(
     """Set a model's threshold again from held-out images, without retraining."""
     from inspection.model.training import recalibrate
 
-    mapping = _mapping_from_options(frame_mapping, roi, tile_px, overlap)
+    mapping = mapping_from_options(frame_mapping, roi, tile_px, overlap)
     try:
         c, report, errors = recalibrate(model, good, defects, target_frr, policy, out, progress=not quiet,
                                         mapping=mapping)
@@ -212,7 +193,7 @@ def inspect(
     from inspection.model.runtime import InspectionModel
     from inspection.results.overlay import render_overlay
 
-    mapping = _mapping_from_options(frame_mapping, roi, tile_px, overlap)
+    mapping = mapping_from_options(frame_mapping, roi, tile_px, overlap)
     try:
         m = InspectionModel.load(model or default_model(), threads=threads)
     except (InspectionError, FileNotFoundError) as exc:
