@@ -9,7 +9,8 @@ views), inference (one batch of all views through the ONNX model), postprocess (
 frame size). The mappings are interleaved within each repeat, so a change of machine load hits all of them;
 the load average is read before and after each repeat. Each figure is the median over repeats of the
 per-repeat median (p90: of the per-repeat 90th percentile). Peak memory: the process's peak RSS after the
-mapping's first run (the mappings run in the order listed, so it only grows).
+mapping's first run (the mappings run in the order listed, so it only grows: ``--only NAME`` runs one
+mapping alone, to see its own peak).
 
 The frame: a good flange sample (256 x 256) enlarged to fill a 5 MP frame, i.e. a part filling the camera's
 view. Resize shows the model the part at its training scale; tiles show it magnified pieces it was not trained
@@ -48,6 +49,8 @@ MAPPINGS: dict[str, tuple[FrameMapping, int]] = {  # name: (mapping, runs per re
     "tiles 1024 px, overlap 0.25": (FrameMapping(mode="tiles", tile_px=1024, overlap=0.25), 6),
     "tiles 512 px, overlap 0.25": (FrameMapping(mode="tiles", tile_px=512, overlap=0.25), 4),
     "tiles 256 px, overlap 0.25": (FrameMapping(mode="tiles", tile_px=256, overlap=0.25), 2),
+    "tiles 256 px, overlap 0.25, max_batch 16": (FrameMapping(mode="tiles", tile_px=256, overlap=0.25,
+                                                              max_batch=16), 2),
 }
 STAGES = ("preprocess_ms", "inference_ms", "postprocess_ms")
 
@@ -110,14 +113,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--model", type=Path, default=None, help="default: the shipped demo flange model")
+    ap.add_argument("--only", choices=list(MAPPINGS), default=None, help="measure this mapping alone")
     args = ap.parse_args()
+    if args.only:
+        for name in [n for n in MAPPINGS if n != args.only]:
+            del MAPPINGS[name]
     model = InspectionModel.load(args.model or demo_model_path("flange"), threads=args.threads)
     info = machine()
     print("machine:", json.dumps(info), file=sys.stderr)
     result = measure(model, frame(), args.repeats) | {"machine": info, "threads": args.threads,
                                                       "model": model.info.model_dump()}
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "frame_mapping.json").write_text(json.dumps(result, indent=2) + "\n")
+    suffix = "" if not args.only else "_" + args.only.split(",")[0].replace(" ", "_")
+    (HERE / "results" / f"frame_mapping{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result, args.threads))
 
 

@@ -103,6 +103,9 @@ def test_a_mapping_that_does_not_fit_the_frame_is_refused_naming_the_key(mapping
      r"frame_mapping\.roi: mode 'resize' shows the whole frame"),
     ({"mode": "mosaic"}, r"frame_mapping\.mode: Input should be 'resize', 'roi' or 'tiles'"),
     ({"mode": "tiles", "tile_px": 512, "scale": 2}, r"frame_mapping\.scale: unknown key"),
+    ({"mode": "tiles", "tile_px": 512, "max_batch": 0}, r"frame_mapping\.max_batch: Input should be greater"),
+    ({"mode": "roi", "roi": {"x": 0, "y": 0, "width": 64, "height": 64}, "max_batch": 8},
+     r"frame_mapping\.max_batch: only mode 'tiles' uses max_batch"),
 ])
 def test_bad_frame_mapping_config_is_refused_at_load_naming_the_key(section, message):
     with pytest.raises(ConfigError, match=message):

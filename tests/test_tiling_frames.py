@@ -79,6 +79,16 @@ def test_tiles_find_the_small_defect_at_its_place_in_the_frame(models, defect_fr
     assert abs(peak_x - SPOT[0]) < 24 and abs(peak_y - SPOT[1]) < 24, (peak_x, peak_y)
 
 
+def test_max_batch_splits_the_model_calls_without_changing_the_result(models, defect_frame):
+    model = models["tiles"]
+    whole = model.inspect(defect_frame, mapping=TILES)
+    split = model.inspect(defect_frame, mapping=TILES.model_copy(update={"max_batch": 40}))  # 143 = 40+40+40+23
+    assert split.score == pytest.approx(whole.score, abs=1e-4)
+    assert np.abs(split.anomaly_map - whole.anomaly_map).max() < 1e-4
+    assert [(r.x, r.y, r.width, r.height) for r in split.regions] == [(r.x, r.y, r.width, r.height)
+                                                                      for r in whole.regions]
+
+
 def test_a_good_frame_passes_in_tiles_mode(models):
     model = models["tiles"]
     result = model.inspect(surface(200), mapping=TILES)

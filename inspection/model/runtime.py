@@ -76,6 +76,13 @@ class InspectionModel:
         maps, scores = self.session.run(["anomaly_map", "score"], {"image": batch})
         return maps[:, 0], scores
 
+    def run_batched(self, batch: np.ndarray, max_batch: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`run` in calls of at most ``max_batch`` images (None: one call)."""
+        if max_batch is None or len(batch) <= max_batch:
+            return self.run(batch)
+        parts = [self.run(batch[i:i + max_batch]) for i in range(0, len(batch), max_batch)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
     def inspect(self, image: np.ndarray | str | Path, name: str = "image",
                 mapping: FrameMapping | None = None) -> Inspection:
         """Inspect one image (RGB uint8 HxWx3 array or a file; 8-bit grey, 16-bit and RGBA are converted and
@@ -94,7 +101,7 @@ class InspectionModel:
         batch = resize_for_model(image, self.input_size)[None] if plan is None else view_batch(
             image, plan, self.input_size)
         t1 = time.perf_counter()
-        maps, scores = self.run(batch)
+        maps, scores = self.run_batched(batch, mapping.max_batch if plan is not None and mapping else None)
         t2 = time.perf_counter()
         if plan is None:
             inspection = self.postprocess(image.shape[:2], maps[0], float(scores[0]))
@@ -119,7 +126,7 @@ class InspectionModel:
     def postprocess_views(self, plan: ViewPlan, maps: np.ndarray, scores: np.ndarray) -> Inspection:
         """Verdict, regions and the stitched frame-sized map from the graph outputs of a plan's views (N maps
         (N, h, w), scores (N,)): the score is the views' maximum, regions are found on the stitched map."""
-        full = stitch_max(maps, plan.views, plan.frame_hw)
+        full = stitch_max(maps, plan.views, plan.frame_hw, area=plan.area)
         regions = find_regions(full, self.threshold)
         return self._judged(float(np.max(scores)), full, regions, plan.describe())
 

@@ -8,9 +8,10 @@ Modes (:class:`FrameMapping`, the station TOML's ``[frame_mapping]`` and the opt
 - ``tiles``: overlapping tiles of the frame (or of ``roi`` when given), ``tile_px`` frame pixels wide (the
   height follows the model's aspect ratio: square for square models), neighbours overlapping by at least
   ``overlap`` of a tile. Each tile is resized to the model's input and all tiles of a frame run as one batch
-  (N, h, w, 3) through the unchanged ONNX model. Their anomaly maps are resized back to the tiles' sizes and
-  stitched into one frame-sized map, taking the maximum where tiles overlap; the image score is the maximum
-  of the tiles' scores, and regions are found on the stitched map, in frame coordinates.
+  (N, h, w, 3) through the unchanged ONNX model (``max_batch`` splits it into calls of at most that many, to
+  bound the memory: 143 tiles of 256x256 in one batch took 2.5 GB). Their anomaly maps are resized back to
+  the tiles' sizes and stitched into one frame-sized map, taking the maximum where tiles overlap; the image
+  score is the maximum of the tiles' scores, and regions are found on the stitched map, in frame coordinates.
 
 Tile positions along an axis of length L with tile side t: n = ceil((L - t) / (t (1 - overlap))) + 1 tiles,
 the first at 0 and the last ending at L, the others spread evenly between (so the real overlap is at least
@@ -68,6 +69,9 @@ class FrameMapping(BaseModel):
                                 description="tiles: a tile's width in frame pixels")
     overlap: float = Field(default=0.25, description="tiles: the least overlap of neighbouring tiles, as a "
                            "fraction of a tile, in [0, 0.9]")
+    max_batch: int | None = Field(default=None, ge=1, le=4096, description="tiles: at most this many tiles per "
+                                  "model call (bounds the memory; no faster or slower per tile); default: all "
+                                  "tiles of a frame in one batch")
 
     @field_validator("roi")
     @classmethod
@@ -91,6 +95,13 @@ class FrameMapping(BaseModel):
         if tile_px is not None and roi is not None and tile_px > roi.width:
             raise ValueError(f"tile_px {tile_px} is wider than the roi ({roi.width} px)")
         return tile_px
+
+    @field_validator("max_batch")
+    @classmethod
+    def _batch_for_tiles(cls, max_batch: int | None, info: ValidationInfo) -> int | None:
+        if max_batch is not None and info.data.get("mode") != "tiles":
+            raise ValueError("only mode 'tiles' uses max_batch (the other modes run one image per frame)")
+        return max_batch
 
     @field_validator("overlap")
     @classmethod
@@ -197,17 +208,22 @@ def view_batch(image: np.ndarray, plan: ViewPlan, model_hw: tuple[int, int]) -> 
     return np.stack([resize_to(image[v.slices], model_hw) for v in plan.views])
 
 
-def stitch_max(maps: np.ndarray, views: tuple[Box, ...], frame_hw: tuple[int, int],
-               fill: float = 0.0) -> np.ndarray:
+def stitch_max(maps: np.ndarray, views: tuple[Box, ...], frame_hw: tuple[int, int], fill: float = 0.0,
+               area: Box | None = None) -> np.ndarray:
     """(H, W) float32: each map (N, h, w) resized (bilinear) to its view's box and placed there, the maximum
-    where views overlap; ``fill`` where no view lies."""
+    where views overlap; ``fill`` where no view lies. ``area``: a box the views are known to cover (a plan's
+    area), which spares a pass over the frame to find what they left uncovered."""
     if len(maps) != len(views):
         raise ValueError(f"{len(maps)} maps for {len(views)} views")
-    canvas = np.full(frame_hw, -np.inf, np.float32)
+    whole = area is not None and (area.x, area.y, area.width, area.height) == (0, 0, frame_hw[1], frame_hw[0])
+    canvas = np.full(frame_hw, -np.inf if whole or area is None else fill, np.float32)
+    if area is not None and not whole:
+        canvas[area.slices] = -np.inf
     for m, v in zip(maps, views, strict=True):
         up = m if m.shape == (v.height, v.width) else cv2.resize(m, (v.width, v.height),
                                                                    interpolation=cv2.INTER_LINEAR)
         target = canvas[v.slices]
         np.maximum(target, up, out=target)
-    np.copyto(canvas, np.float32(fill), where=np.isneginf(canvas))
+    if area is None:
+        np.copyto(canvas, np.float32(fill), where=np.isneginf(canvas))
     return canvas
