@@ -8,10 +8,12 @@ import json
 import shutil
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 from line_support import write_config
 from service_support import make_result
+from trigger_support import TriggeredRunner, outbox_records, trigger_config
 from typer.testing import CliRunner
 
 from inspection.cli import app
@@ -20,6 +22,7 @@ from inspection.line.config import ConfigError, load_config, parse_config
 from inspection.line.outbox import Outbox
 from inspection.line.runner import LineRunner
 from inspection.model.tiling import Box, FrameMapping, FrameMappingError, axis_starts, plan_views, stitch_max
+from inspection.plant.records import StationState
 
 STATION = {"site": "p", "area": "a", "line": "l", "cell": "c", "station": "s"}
 
@@ -207,3 +210,22 @@ def test_dataset_tiles_cuts_good_frames_as_the_station_will(tmp_path, samples):
     res = CliRunner().invoke(app, ["dataset", "tiles", "--frames", str(frames), "--out", str(tmp_path / "t2"),
                                    "--tile-px", "512", "--overlap", "1.5"])
     assert res.exit_code == 2 and "--overlap: overlap 1.5 is outside" in res.output
+
+
+@pytest.mark.parametrize(("tile_px", "error"), [(512, "INSPECTION_FAILED"), (128, "NONE")])
+def test_a_triggered_station_answers_every_trigger_whether_the_mapping_fits_or_not(tmp_path, tile_px, error):
+    """256x256 simulated frames: 512-px tiles do not fit (an error result naming the key, the station stays
+    Ready), 128-px tiles do (3 x 3 tiles, the record says so)."""
+    cfg = trigger_config(tmp_path, frame_mapping={"mode": "tiles", "tile_px": tile_px, "overlap": 0.25})
+    with TriggeredRunner(cfg) as runner, httpx.Client(timeout=30) as client:
+        answers = [client.post(f"http://127.0.0.1:{cfg.status.port}/trigger", json={"part_id": f"T-{i}"}).json()
+                   for i in range(2)]
+        state = runner.trigger_mode.plant.core.snapshot().state if runner.trigger_mode else None
+    assert [a["error"] for a in answers] == [error, error], answers
+    assert state == StationState.READY
+    if error == "NONE":
+        records = outbox_records(cfg.outbox)
+        assert [r["frame_mapping"]["views"] for r in records] == [9, 9]
+        assert all((r["image_width"], r["image_height"]) == (256, 256) for r in records)
+    else:
+        assert "frame_mapping.tile_px: 512 gives 512x512 px tiles" in answers[0]["message"], answers[0]

@@ -19,7 +19,7 @@ from inspection.model.metadata import ModelMetadata, from_props
 from inspection.model.tiling import FrameMapping, ViewPlan, plan_views, resize_to, stitch_max, view_batch
 from inspection.results.inspection import Inspection
 from inspection.results.regions import find_regions
-from inspection.schema import FrameArea, FrameMappingInfo, ModelInfo, StageTimings
+from inspection.schema import FrameArea, FrameMappingInfo, ModelInfo, Region, StageTimings
 
 
 def session_options(threads: int | None) -> ort.SessionOptions:
@@ -130,7 +130,7 @@ class InspectionModel:
         regions = find_regions(full, self.threshold)
         return self._judged(float(np.max(scores)), full, regions, plan.describe())
 
-    def _judged(self, score: float, full: np.ndarray, regions: list, mapping: FrameMappingInfo) -> Inspection:
+    def _judged(self, score: float, full: np.ndarray, regions: list[Region], mapping: FrameMappingInfo) -> Inspection:
         verdict: Literal["PASS", "FAIL"] = "FAIL" if score > self.threshold else "PASS"
         return Inspection(verdict=verdict, score=score, threshold=self.threshold, anomaly_map=full,
                           regions=regions, timings=StageTimings(preprocess_ms=0, inference_ms=0,
