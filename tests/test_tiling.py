@@ -21,6 +21,9 @@ from inspection.imaging import save_image
 from inspection.line.config import ConfigError, load_config, parse_config
 from inspection.line.outbox import Outbox
 from inspection.line.runner import LineRunner
+from inspection.model.metadata import read_metadata
+from inspection.model.runtime import InspectionModel
+from inspection.model.shipped import default_model_path
 from inspection.model.tiling import Box, FrameMapping, FrameMappingError, axis_starts, plan_views, stitch_max
 from inspection.plant.records import StationState
 
@@ -229,3 +232,20 @@ def test_a_triggered_station_answers_every_trigger_whether_the_mapping_fits_or_n
         assert all((r["image_width"], r["image_height"]) == (256, 256) for r in records)
     else:
         assert "frame_mapping.tile_px: 512 gives 512x512 px tiles" in answers[0]["message"], answers[0]
+
+
+def test_calibrate_scores_whole_frames_with_the_mapping(tmp_path, samples):
+    model = tmp_path / "m.onnx"
+    shutil.copy(default_model_path(), model)
+    good = samples / "flange" / "test" / "good"
+    res = CliRunner().invoke(app, ["calibrate", "--model", str(model), "--good", str(good), "--quiet",
+                                   "--frame-mapping", "tiles", "--tile-px", "128", "--overlap", "0.25"])
+    assert res.exit_code == 0, res.output
+    meta = read_metadata(model)
+    assert meta.good_scores.count == len(list(good.glob("*.png")))
+    frame = cv2.imread(str(good / "000.png"))[:, :, ::-1]
+    score = InspectionModel.load(model).inspect(frame, mapping=FrameMapping(mode="tiles", tile_px=128)).score
+    assert meta.good_scores.min - 1e-4 <= score <= meta.good_scores.max + 1e-4  # scored as the station scores
+    res = CliRunner().invoke(app, ["calibrate", "--model", str(model), "--good", str(good), "--frame-mapping",
+                                   "roi"])
+    assert res.exit_code == 2 and "--roi: mode 'roi' needs the rectangle" in res.output
