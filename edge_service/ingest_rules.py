@@ -16,7 +16,15 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, Strict, StringConstraints, model_validator
 
-from inspection.schema import InspectionResult, ModelInfo, Region, ShadowVerdict, StageTimings
+from inspection.schema import (
+    FrameArea,
+    FrameMappingInfo,
+    InspectionResult,
+    ModelInfo,
+    Region,
+    ShadowVerdict,
+    StageTimings,
+)
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -136,6 +144,23 @@ class IngestShadow(ShadowVerdict):
         return self
 
 
+class IngestFrameArea(FrameArea):
+    x: Offset
+    y: Offset
+    width: Side
+    height: Side
+
+
+class IngestFrameMapping(FrameMappingInfo):
+    """How the frame was shown to the model: the area inside the image (checked with the record), sane counts."""
+
+    area: IngestFrameArea
+    views: Annotated[int, Strict(), Field(ge=1, le=100_000)] = 1
+    tile_width: Side | None = None
+    tile_height: Side | None = None
+    overlap: Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=0.9)] | None = None
+
+
 class IngestResult(InspectionResult):
     """A result as the service accepts it."""
 
@@ -151,6 +176,7 @@ class IngestResult(InspectionResult):
     input_conversion: Line128 | None = None
     recipe: Line64 | None = None
     shadow: IngestShadow | None = None
+    frame_mapping: IngestFrameMapping | None = None
     captured_at: AcceptedTime | None = None
     inspected_at: AcceptedTime = Field(default_factory=lambda: datetime.now(UTC))
 
@@ -161,6 +187,10 @@ class IngestResult(InspectionResult):
             if r.x + r.width > self.image_width or r.y + r.height > self.image_height:
                 raise ValueError(f"regions.{i} ({r.x}, {r.y}, {r.width} x {r.height}) lies outside the "
                                  f"{self.image_width} x {self.image_height} image")
+        a = self.frame_mapping.area if self.frame_mapping else None
+        if a is not None and (a.x + a.width > self.image_width or a.y + a.height > self.image_height):
+            raise ValueError(f"frame_mapping.area ({a.x}, {a.y}, {a.width} x {a.height}) lies outside the "
+                             f"{self.image_width} x {self.image_height} image")
         return self
 
 

@@ -51,6 +51,30 @@ class ShadowVerdict(BaseModel):
     threshold: float
 
 
+class FrameArea(BaseModel):
+    """A rectangle of the frame, in its own pixels."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+class FrameMappingInfo(BaseModel):
+    """How the frame was shown to the model (``inspection.model.tiling``): ``resize`` the whole frame resized
+    to the model's input, ``roi`` one rectangle of it resized, ``tiles`` overlapping tiles of it (or of the
+    rectangle) run as one batch, their maps stitched by the maximum. A record without this field (written
+    before frame mappings existed) was mapped by ``resize``. Heatmap, regions and image size are in frame
+    coordinates whatever the mode."""
+
+    mode: Literal["resize", "roi", "tiles"]
+    area: FrameArea = Field(description="the part of the frame inspected (the whole frame unless an roi)")
+    views: int = Field(default=1, description="images the model ran on for this frame (tiles: the tile count)")
+    tile_width: int | None = Field(default=None, description="tiles: a tile's size in frame pixels")
+    tile_height: int | None = None
+    overlap: float | None = Field(default=None, description="tiles: the least overlap asked for (fraction)")
+
+
 # A segment of the station path: safe in URLs, file names and MQTT topics (no '/', '+', '#', spaces).
 SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 STATION_LEVELS = ("site", "area", "line", "cell", "station")
@@ -113,3 +137,5 @@ class InspectionResult(BaseModel):
     recipe: str | None = Field(default=None, max_length=64)
     # Shadow mode only (None otherwise): the candidate model's verdict on the same frame, not acted on.
     shadow: ShadowVerdict | None = None
+    # How the frame was mapped to the model's input (optional, so older records stay valid: they were resized).
+    frame_mapping: FrameMappingInfo | None = None

@@ -37,11 +37,11 @@ class FlakyModel:
     def __getattr__(self, name):
         return getattr(self.model, name)
 
-    def inspect(self, image, name=None):
+    def inspect(self, image, name=None, mapping=None):
         self.calls += 1
         if self.calls in self.fail_on:
             raise RuntimeError(f"injected fault in inspect call {self.calls}")
-        return self.model.inspect(image, name=name)
+        return self.model.inspect(image, name=name, mapping=mapping)
 
 
 def _committed(outbox) -> int:

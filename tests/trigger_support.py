@@ -100,7 +100,7 @@ class GatedModel:
         self.info, self.meta = self.model.info, self.model.meta
         self.started, self.gate = threading.Event(), threading.Event()
 
-    def inspect(self, image, name=None):
+    def inspect(self, image, name=None, mapping=None):
         self.started.set()
         assert self.gate.wait(20), "gate never opened"
-        return self.model.inspect(image, name=name)
+        return self.model.inspect(image, name=name, mapping=mapping)

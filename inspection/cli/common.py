@@ -4,8 +4,12 @@ one default model."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import typer
+
+if TYPE_CHECKING:
+    from inspection.model.tiling import FrameMapping
 
 EXIT_FILE_ERRORS = 1
 EXIT_FATAL = 2
@@ -39,6 +43,33 @@ def int_list(text: str, what: str) -> list[int]:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise fail(f"{what} {text!r}: give whole numbers separated by commas, like 1,2") from None
+
+
+FrameMode = Literal["resize", "roi", "tiles"]
+_OPTION_OF = {"mode": "--frame-mapping", "roi": "--roi", "tile_px": "--tile-px", "overlap": "--overlap"}
+
+
+def mapping_from_options(mode: str, roi: str | None, tile_px: int | None, overlap: float) -> FrameMapping:
+    """The FrameMapping the options describe; a bad one exits 2 naming the option."""
+    from pydantic import ValidationError
+
+    from inspection.model.tiling import FrameMapping
+
+    box = None
+    if roi is not None:
+        parts = [p.strip() for p in roi.split(",")]
+        if len(parts) != 4 or not all(p.lstrip("-").isdigit() for p in parts):
+            raise fail(f"--roi {roi!r}: give X,Y,WIDTH,HEIGHT in whole pixels, like 400,300,1600,1200")
+        box = dict(zip(("x", "y", "width", "height"), (int(p) for p in parts), strict=True))
+    try:
+        return FrameMapping(mode=mode, roi=box, tile_px=tile_px, overlap=overlap)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            option = _OPTION_OF.get(str(e["loc"][0]), str(e["loc"][0])) if e["loc"] else "--frame-mapping"
+            inner = f" {e['loc'][1]}" if len(e["loc"]) > 1 else ""
+            problems.append(f"{option}{inner}: {e['msg'].replace('Value error, ', '')}")
+        raise fail("; ".join(problems)) from None
 
 
 def default_model() -> Path:

@@ -1,4 +1,4 @@
-"""Dataset commands: generate the synthetic line."""
+"""Dataset commands: generate the synthetic line; cut good camera frames into tiles to train a tiles model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from inspection.cli.common import fail
+from inspection.cli.common import EXIT_FILE_ERRORS, fail, mapping_from_options, parse_size
 
 app = typer.Typer(help="Synthetic production-line datasets (MVTec AD layout).", no_args_is_help=True)
 
@@ -35,3 +35,39 @@ def dataset_generate(
         t = time.perf_counter()
         folder = write_dataset(out, p, spec)
         typer.echo(f"wrote {folder} in {time.perf_counter() - t:.1f} s")
+
+
+@app.command("tiles")
+def dataset_tiles(
+    frames: Annotated[Path, typer.Option(help="Folder of whole good camera frames.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the tiles into (PNG, at frame resolution).")],
+    tile_px: Annotated[int, typer.Option(help="A tile's width in frame pixels, as the station's tile_px.")],
+    overlap: Annotated[float, typer.Option(help="Least overlap of neighbouring tiles, as the station's.")] = 0.25,
+    roi: Annotated[str | None, typer.Option(help="Only tile this area: X,Y,WIDTH,HEIGHT.")] = None,
+    input_size: Annotated[str, typer.Option(help="The model input HxW the tiles are for (their aspect).")] = "256",
+) -> None:
+    """Cut good frames into the tiles a station in tiles mode shows the model, for `inspection train --good`."""
+    from inspection.errors import InspectionError
+    from inspection.imaging import list_images, load_image, save_image
+    from inspection.model.tiling import plan_views
+
+    mapping = mapping_from_options("tiles", roi, tile_px, overlap)
+    model_hw = parse_size(input_size)
+    if not frames.is_dir() or not (paths := list_images(frames)):
+        raise fail(f"--frames {frames}: not a folder of images")
+    out.mkdir(parents=True, exist_ok=True)
+    written, errors = 0, []
+    for p in paths:
+        try:
+            image = load_image(p)
+            views = plan_views(mapping, image.shape[:2], model_hw).views
+        except InspectionError as exc:
+            errors.append(str(exc) if str(p) in str(exc) else f"{p}: {exc}")
+            typer.secho(f"ERROR {errors[-1]}", fg=typer.colors.YELLOW, err=True)
+            continue
+        for i, v in enumerate(views):
+            save_image(out / f"{p.stem}_t{i:03d}.png", image[v.slices])
+        written += len(views)
+    typer.echo(f"wrote {written} tiles of {len(paths) - len(errors)} frame(s) to {out}")
+    if errors:
+        raise typer.Exit(EXIT_FILE_ERRORS)

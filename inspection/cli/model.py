@@ -8,14 +8,20 @@ from typing import Annotated, Literal
 
 import typer
 
-from inspection.cli.common import EXIT_FILE_ERRORS, default_model, fail, parse_size, report_file_errors
+from inspection.cli.common import (
+    EXIT_FILE_ERRORS,
+    FrameMode,
+    default_model,
+    fail,
+    mapping_from_options,
+    parse_size,
+    report_file_errors,
+)
 from inspection.errors import InspectionError
 
 # The threshold policies of inspection.model.calibration.Policy, spelled here so that importing the CLI
 # (as `inspection serve` does) loads neither numpy nor onnx; tests/test_service_fresh_install.py checks it.
 Policy = Literal["frr", "f1"]
-
-
 def _preset_with_overrides(preset: str, given: dict) -> dict:
     """The preset's settings with the options given on the command line on top (projection 0 = none)."""
     from inspection.model.presets import preset_settings
@@ -110,12 +116,19 @@ def calibrate(
     policy: Annotated[Policy, typer.Option(help="frr or f1 (needs --defects).")] = "frr",
     out: Annotated[Path | None, typer.Option(help="Write here instead of updating the model in place.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    frame_mapping: Annotated[FrameMode, typer.Option(help="roi or tiles: the images are whole frames, scored "
+                             "as a station with this mapping scores them.")] = "resize",
+    roi: Annotated[str | None, typer.Option(help="As for inspect: X,Y,WIDTH,HEIGHT.")] = None,
+    tile_px: Annotated[int | None, typer.Option(help="As for inspect: a tile's width in frame pixels.")] = None,
+    overlap: Annotated[float, typer.Option(help="As for inspect: tiles' least overlap.")] = 0.25,
 ) -> None:
     """Set a model's threshold again from held-out images, without retraining."""
     from inspection.model.training import recalibrate
 
+    mapping = mapping_from_options(frame_mapping, roi, tile_px, overlap)
     try:
-        c, report, errors = recalibrate(model, good, defects, target_frr, policy, out, progress=not quiet)
+        c, report, errors = recalibrate(model, good, defects, target_frr, policy, out, progress=not quiet,
+                                        mapping=mapping)
     except (InspectionError, ValueError) as exc:
         raise fail(str(exc)) from None
     report_file_errors(errors)
@@ -167,12 +180,20 @@ def inspect(
     out: Annotated[Path, typer.Option(help="Folder for one JSON and one overlay PNG per image.")],
     model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped demo model).")] = None,
     threads: Annotated[int | None, typer.Option(help="onnxruntime threads.")] = None,
+    frame_mapping: Annotated[FrameMode, typer.Option(help="How an image is shown to the model: resize (the whole "
+                             "image), roi (--roi, resized), tiles (--tile-px tiles, stitched).")] = "resize",
+    roi: Annotated[str | None, typer.Option(help="roi (or the area the tiles cover): X,Y,WIDTH,HEIGHT in image "
+                                                 "pixels.")] = None,
+    tile_px: Annotated[int | None, typer.Option(help="tiles: a tile's width in image pixels.")] = None,
+    overlap: Annotated[float, typer.Option(help="tiles: the least overlap of neighbouring tiles, in [0, "
+                                                "0.9].")] = 0.25,
 ) -> None:
     """Inspect images: a verdict, score, regions and an overlay for each."""
     from inspection.imaging import load_image, save_image
     from inspection.model.runtime import InspectionModel
     from inspection.results.overlay import render_overlay
 
+    mapping = mapping_from_options(frame_mapping, roi, tile_px, overlap)
     try:
         m = InspectionModel.load(model or default_model(), threads=threads)
     except (InspectionError, FileNotFoundError) as exc:
@@ -187,7 +208,12 @@ def inspect(
             errors.append(str(exc))
             typer.secho(f"ERROR {exc}", fg=typer.colors.YELLOW, err=True)
             continue
-        result = m.inspect(image, name=str(path))
+        try:
+            result = m.inspect(image, name=str(path), mapping=mapping)
+        except InspectionError as exc:  # the mapping does not fit this image (an roi outside it, ...)
+            errors.append(f"{path}: {exc}")
+            typer.secho(f"ERROR {path}: {exc}", fg=typer.colors.YELLOW, err=True)
+            continue
         record = result.to_result(source=str(path))
         (out / f"{stem}.json").write_text(record.model_dump_json(indent=2) + "\n")
         save_image(out / f"{stem}_overlay.png", render_overlay(image, result, m.meta.good_scores.p50))

@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 
 from inspection.model.runtime import InspectionModel
+from inspection.model.tiling import RESIZE, FrameMapping
 from inspection.results.inspection import Inspection
 from inspection.schema import ShadowVerdict
 
@@ -80,15 +81,16 @@ class Judge:
     shadow: InspectionModel | None = None
 
     def inspect(self, image: np.ndarray, name: str, cost: ShadowCost | None = None, at: float = 0.0,
-                count: int = 0) -> tuple[Inspection, ShadowVerdict | None]:
-        """The live verdict, and the shadow's beside it; ``cost`` (with the frame's capture time ``at`` and the
-        source's frame count ``count``) measures the shadow against the frame budget."""
+                count: int = 0, mapping: FrameMapping = RESIZE) -> tuple[Inspection, ShadowVerdict | None]:
+        """The live verdict, and the shadow's beside it, both with the station's frame ``mapping``; ``cost``
+        (with the frame's capture time ``at`` and the source's frame count ``count``) measures the shadow
+        against the frame budget."""
         t0 = time.perf_counter()
-        result = self.live.inspect(image, name=name)
+        result = self.live.inspect(image, name=name, mapping=mapping)
         if self.shadow is None:
             return result, None
         t1 = time.perf_counter()
-        s = self.shadow.inspect(image, name=name)
+        s = self.shadow.inspect(image, name=name, mapping=mapping)
         t2 = time.perf_counter()
         if cost is not None:
             cost.observe((t1 - t0) * 1e3, (t2 - t1) * 1e3, at, count)
@@ -111,7 +113,8 @@ class Judges:
     """One judge per recipe, swapped as a whole (an atomic reference swap). ``base`` keeps each recipe's
     configured model: an assignment without a model (or a rollback to none) goes back to it."""
 
-    def __init__(self, base: Mapping[int, InspectionModel]):
+    def __init__(self, base: Mapping[int, InspectionModel], mapping: FrameMapping = RESIZE):
+        self.mapping = mapping  # the station's frame-to-model mapping, the same for every judge
         self.base: Mapping[int, InspectionModel] = MappingProxyType(dict(base))
         self._current: Mapping[int, Judge] = MappingProxyType({n: Judge(m) for n, m in base.items()})
         self.cost = ShadowCost()

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from inspection.errors import InspectionError
 from inspection.model.shipped import DEFAULT_PART
+from inspection.model.tiling import FrameMapping
 from inspection.plant.config import PlantSection
 from inspection.schema import StationContext
 from inspection.toml_files import apply_overrides, read_toml
@@ -154,6 +155,8 @@ class StationConfig(_Strict):
     status: StatusSection = StatusSection()
     assignment: AssignmentSection = AssignmentSection()
     drift: DriftSection = DriftSection()
+    frame_mapping: FrameMapping = Field(default_factory=FrameMapping, description="how frames are shown to the "
+                                        "model: resize (default), roi, or tiles (inspection.model.tiling)")
     plant: PlantSection = Field(default_factory=PlantSection, description="trigger mode: the PLC handshake, "
                                 "recipes, Modbus TCP and OPC UA; off (free-running) by default")
 

@@ -119,7 +119,7 @@ class LineRunner:
             stages = self.trigger_mode.stages(self.ctx, self.watchdog, self.stop_capture, self.publish_settings,
                                               images, hooks, np.random.default_rng())
         else:
-            self.judges = Judges({FREE_RUNNING: self.model})
+            self.judges = Judges({FREE_RUNNING: self.model}, cfg.frame_mapping)
             stages = [CaptureStage(self.ctx, self.watchdog, capture_q, self.stop_capture),
                       InferenceStage(self.ctx, self.judges, capture_q, result_q),
                       PublishStage(self.ctx, self.publish_settings, result_q, images, hooks, np.random.default_rng())]

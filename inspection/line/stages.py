@@ -32,6 +32,7 @@ from inspection.line.assignment_models import Judges
 from inspection.line.backoff import Backoff
 from inspection.line.local_images import LocalImages, keeps_images
 from inspection.line.outbox import Outbox
+from inspection.model.tiling import FrameMappingError
 from inspection.results.inspection import Inspection
 from inspection.results.overlay import heat_colours, render_overlay
 from inspection.schema import ShadowVerdict, StageTimings, StationContext
@@ -190,6 +191,7 @@ class InferenceStage(Stage):
     def __init__(self, ctx: LineContext, judges: Judges, inbox: queue.Queue, out: queue.Queue):
         super().__init__(ctx)
         self.judges, self.inbox, self.out = judges, inbox, out
+        self.last_mapping_error: str | None = None
 
     def run(self) -> None:
         while True:
@@ -210,7 +212,7 @@ class InferenceStage(Stage):
             image = converted.image
             judge = self.judges.for_recipe()  # read once: a model swap applies from the next frame on
             result, shadow = judge.inspect(image, frame.name, self.judges.cost, frame.captured_mono,
-                                           self.ctx.counters.frames)
+                                           self.ctx.counters.frames, self.judges.mapping)
             result.input_conversion = converted.conversion  # the model saw RGB: say what the frame was
         except ImageError as exc:
             self.ctx.counters.corrupt += 1
@@ -218,8 +220,21 @@ class InferenceStage(Stage):
             log.warning("skipped frame: %s", exc)
             self.in_flight = None
             return Inspected(frame, None, None, started)
+        except FrameMappingError as exc:  # the station's mapping does not fit this frame: counted, the line goes on
+            self.ctx.counters.count_failed()
+            self._mapping_error(frame, str(exc))
+            self.in_flight = None
+            return Inspected(frame, None, None, started)
         self.in_flight = None  # handed on: publish answers for it now
         return Inspected(frame, image, result, started, shadow)
+
+    def _mapping_error(self, frame: Frame, message: str) -> None:
+        """Logged as an error when it is new, then only at debug level (every frame of a camera would repeat it)."""
+        if message != self.last_mapping_error:
+            self.last_mapping_error = message
+            log.error("frame %s not inspected: %s", frame.name, message)
+        else:
+            log.debug("frame %s not inspected: %s", frame.name, message)
 
     def drain_failed(self) -> None:
         while not isinstance(frame := self.inbox.get(), End):

@@ -78,7 +78,7 @@ def build_trigger_mode(cfg: StationConfig, ctx: LineContext, station_model: Insp
     if not ctx.source.live:
         raise ConfigError(f"plant.enabled: trigger mode needs a live source (camera, gige, stream, simulated), "
                           f"not {cfg.source.kind!r}")
-    judges = Judges(recipe_models(cfg, station_model))
+    judges = Judges(recipe_models(cfg, station_model), cfg.frame_mapping)
     names = {n: r.name for n, r in cfg.plant.numbered().items()}
     frames = FreshestFrame()
     results: queue.Queue = queue.Queue()  # bounded by the handshake's buffer: at most one inspection at a time

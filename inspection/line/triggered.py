@@ -173,7 +173,7 @@ class TriggeredInspector:
             converted = frame_rgb(frame)
             image = converted.image
             inspection, shadow = judge.inspect(image, trig.part_id or frame.name, self.judges.cost,
-                                               time.monotonic(), trig.sequence)
+                                               time.monotonic(), trig.sequence, self.judges.mapping)
             inspection.input_conversion = converted.conversion  # the model saw RGB: say what the frame was
         except ImageError as exc:
             self.ctx.counters.corrupt += 1

@@ -30,6 +30,7 @@ from inspection.model.normalisation import DESCRIPTION as NORMALISATION
 from inspection.model.normalisation import leave_one_out_distances, position_stats
 from inspection.model.runtime import InspectionModel, resize_for_model, session_options
 from inspection.model.shipped import backbone_path
+from inspection.model.tiling import FrameMapping, FrameMappingError
 
 MIN_TRAIN_IMAGES = 8
 SELECTION_DIM = 32  # random projection used only to choose the coreset (fast, ranks distances well)
@@ -334,16 +335,27 @@ def train(good_dir: str | Path, out: str | Path, config: TrainConfig, calib_good
 
 def recalibrate(model_path: str | Path, good_dir: str | Path, defects_dir: str | Path | None,
                 target_frr: float, policy: Policy, out: str | Path | None = None,
-                threads: int | None = None, progress: bool = True) -> tuple[Calibration, Path, list[str]]:
-    """Set a model's threshold again from new held-out images, without retraining."""
+                threads: int | None = None, progress: bool = True,
+                mapping: FrameMapping | None = None) -> tuple[Calibration, Path, list[str]]:
+    """Set a model's threshold again from new held-out images, without retraining. With a ``mapping`` other
+    than resize (a station's roi or tiles), the images are whole frames scored as the station scores them
+    (tiles: the maximum over a frame's tiles), so the threshold and the good scores (drift) are per frame."""
     model = InspectionModel.load(model_path, threads=threads)
-    good = load_folder(images_under(good_dir, "held-out good images"), model.input_size, "good images", progress)
-    defects = (load_folder(images_under(defects_dir, "defect images", recursive=True), model.input_size,
-                           "defect images", progress) if defects_dir else None)
-    if len(good.paths) == 0:
-        raise DatasetError(f"{good_dir}: none of the good images could be read: {'; '.join(good.errors)}")
-    calibration = calibrate(score_images(model, good.images),
-                            score_images(model, defects.images) if defects else None, target_frr, policy)
+    good_paths = images_under(good_dir, "held-out good images")
+    defect_paths = images_under(defects_dir, "defect images", recursive=True) if defects_dir else None
+    if mapping is not None and mapping.mode != "resize":
+        good_scores, errors = mapped_scores(model, good_paths, mapping, "good images", progress)
+        defect_scores, defect_errors = (mapped_scores(model, defect_paths, mapping, "defect images", progress)
+                                        if defect_paths else (None, []))
+        errors += defect_errors
+    else:
+        good = load_folder(good_paths, model.input_size, "good images", progress)
+        defects = load_folder(defect_paths, model.input_size, "defect images", progress) if defect_paths else None
+        good_scores, errors = score_images(model, good.images), good.errors + (defects.errors if defects else [])
+        defect_scores = score_images(model, defects.images) if defects else None
+    if len(good_scores) == 0:
+        raise DatasetError(f"{good_dir}: none of the good images could be read: {'; '.join(errors)}")
+    calibration = calibrate(good_scores, defect_scores, target_frr, policy)
     graph = onnx.load(str(model_path))
     meta = model.meta.model_copy(update={"threshold": calibration.threshold,
                                          "good_scores": calibration.good_scores,
@@ -351,4 +363,16 @@ def recalibrate(model_path: str | Path, good_dir: str | Path, defects_dir: str |
     write_metadata(graph, meta)
     out = Path(out or model_path)
     save_model(graph, out)
-    return calibration, save_report(out, calibration), good.errors + (defects.errors if defects else [])
+    return calibration, save_report(out, calibration), errors
+
+
+def mapped_scores(model: InspectionModel, paths: list[Path], mapping: FrameMapping, what: str,
+                  progress: bool) -> tuple[np.ndarray, list[str]]:
+    """Each whole frame's score under ``mapping``; a message per file that cannot be read or mapped."""
+    scores, errors = [], []
+    for p in tqdm(paths, desc=f"scoring {what}", unit="img", disable=not progress, leave=False):
+        try:
+            scores.append(model.inspect(load_image(p), name=str(p), mapping=mapping).score)
+        except (ImageError, FrameMappingError) as exc:
+            errors.append(f"{p}: {exc}" if str(p) not in str(exc) else str(exc))
+    return np.asarray(scores, np.float64), errors

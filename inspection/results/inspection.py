@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inspection.schema import InspectionResult, ModelInfo, Region, StageTimings, Verdict
+from inspection.schema import FrameMappingInfo, InspectionResult, ModelInfo, Region, StageTimings, Verdict
 
 
 @dataclass
@@ -21,11 +21,12 @@ class Inspection:
     timings: StageTimings
     model: ModelInfo
     input_conversion: str | None = None  # e.g. "grayscale replicated to RGB" for a mono camera
+    frame_mapping: FrameMappingInfo | None = None  # how the frame was shown to the model (resize, roi, tiles)
 
     def to_result(self, **context) -> InspectionResult:
         """The schema-versioned record; ``context`` sets station, part_id, source, captured_at, timings, ..."""
         h, w = self.anomaly_map.shape
         fields = {"model": self.model, "verdict": self.verdict, "score": self.score, "threshold": self.threshold,
                   "image_width": w, "image_height": h, "regions": self.regions, "timings": self.timings,
-                  "input_conversion": self.input_conversion}
+                  "input_conversion": self.input_conversion, "frame_mapping": self.frame_mapping}
         return InspectionResult(**(fields | context))
