@@ -79,8 +79,10 @@ users = [{{ name = "{USER}", password_env = "BENCH_OPCUA_PASSWORD" }}]
     if model is not None:
         text = text.replace(f'path = "{default_model_path()}"', f'path = "{model.resolve()}"', 1)
     cfg.write_text(text)
+    # its own station lock folder: a test's station of the same name elsewhere on the box does not block it
     proc = subprocess.Popen([*CLI, "run", "--config", str(cfg)], stdout=subprocess.DEVNULL,
-                            env={**os.environ, "BENCH_OPCUA_PASSWORD": PASSWORD})
+                            env={**os.environ, "BENCH_OPCUA_PASSWORD": PASSWORD,
+                                 "INSPECTION_LOCK_DIR": str(workdir / "locks")})
     wait_for(lambda: ((line_status(ports["status"]) or {}).get("trigger") or {}).get("state") == "Ready", 90,
              "the station to be Ready")
     return proc, ports
