@@ -13,7 +13,7 @@ trigger -> Result Ready latency. Segments:
     frame       the freshest frame after the trigger is in hand (the frame wait)
     model       decoded and inspected (the model)
     queued      the publish thread picks the result up
-    committed   the record is in the outbox (images of a FAIL, overlay, the durable commit)
+    committed   the record is durable in the outbox (the images are written after Result Ready)
     answered    the result is in the handshake's buffer (Result Ready from now on)
     visible     Modbus: the first read that shows Result Ready with this sequence number; OPC UA: the
                 server's variables show it (written, the data-change notification sent)
@@ -109,12 +109,12 @@ def instrument(runner) -> None:
 def _wrap_publish_and_modbus() -> None:
     commit = TriggeredPublishStage._commit
 
-    def timed_commit(self, outbox, item, result, image):
+    def timed_commit(self, outbox, item, result, image, **kwargs):
         seq = item.trigger.sequence if getattr(item, "trigger", None) else None
         _mark(seq, "queued")
         if seq is not None:
             verdicts[seq] = result.verdict
-        out = commit(self, outbox, item, result, image)
+        out = commit(self, outbox, item, result, image, **kwargs)
         _mark(seq, "committed")
         return out
 
