@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -24,6 +25,7 @@ from inspection.line.stages import End, Inspected, LineContext, PublishHooks, Pu
 from inspection.line.triggered import TriggeredItem, TriggerErrorItem
 from inspection.schema import SCHEMA_VERSION, StationContext
 
+ANSWER_WAIT_S = 1.0  # at most this long for the handshake to take a committed result before its images go on
 HTTP_SET_ASIDE = "trigger error result: no verdict to store (delivered over MQTT only)"
 
 
@@ -50,9 +52,13 @@ class TriggeredPublishStage(PublishStage):
     (Sparkplug B, drift) are told: only the durable commit stands between the model and Result Ready."""
 
     def __init__(self, ctx: LineContext, settings: PublishSettings, inbox: queue.Queue, images: LocalImages,
-                 hooks: PublishHooks, rng: np.random.Generator, writer: ImageWriter):
+                 hooks: PublishHooks, rng: np.random.Generator, writer: ImageWriter,
+                 wait_answered: Callable[[int, float], bool] | None = None):
         super().__init__(ctx, settings, inbox, images, hooks, rng)
         self.writer = writer
+        # the handshake's: the work after a commit waits until the result is in the handshake's buffer, so it
+        # does not compete with the handshake's own bookkeeping for the interpreter
+        self.wait_answered = wait_answered
 
     def run(self) -> None:
         outbox = self._open()
@@ -75,6 +81,8 @@ class TriggeredPublishStage(PublishStage):
             self.in_flight = None
             self.done += 1
             item.committed.set()  # durable: the handshake may announce it now
+            if self.wait_answered is not None and item.trigger is not None:
+                self.wait_answered(item.trigger.sequence, ANSWER_WAIT_S)
             if job is not None:
                 self.writer.submit(job)
             self.hooks.committed(record)

@@ -56,7 +56,8 @@ class TriggerMode:
         what the HTTP forwarder waits for)."""
         writer = ImageWriter(images, pending_images)
         return [TriggeredCaptureStage(ctx, watchdog, self.frames, stop, self.plant.core.start),
-                TriggeredPublishStage(ctx, settings, self.results, images, hooks, rng, writer)]
+                TriggeredPublishStage(ctx, settings, self.results, images, hooks, rng, writer,
+                                      self.plant.core.wait_answered)]
 
     def set_fault(self, message: str | None) -> None:
         self.plant.core.set_fault(message)
