@@ -8,7 +8,7 @@ wait for. In trigger mode the publish stage commits the record first, naming the
 next trigger's model and the protocol servers are served first.
 
 The images stay best effort, as before: a failed write is counted (``IMAGE_ERRORS``) and the result still
-counts. :class:`PendingImages` is what keeps the store-and-forward order: an id is pending from the moment its
+counts. :class:`PendingImages` is what keeps the store-and-forward order: an id is pending from just before its
 record is committed until its files are written (or given up), and the HTTP forwarder waits for a pending id
 before it uploads its images, so it never finds a file missing that is merely not written yet. After a crash
 between the commit and the write, the record is delivered without its images (as after a full disk).

@@ -319,12 +319,18 @@ class PublishStage(Stage):
                 paths = self.images.paths(rid)
                 original, overlay = str(paths.original), str(paths.overlay)
                 job = ImageJob(rid, paths, image, r, self.s.overlay_reference)
+                self._images_planned(rid, True)  # pending before the row exists: no forwarder sees it without
             else:
                 heat, _alpha = heat_colours(r.anomaly_map, self.s.overlay_reference, r.threshold)
                 original, overlay = self.images.save(rid, image, render_overlay(image, r, self.s.overlay_reference),
                                                      heat)
         record.timings.publish_ms = (time.monotonic() - t0) * 1e3
-        self._add(outbox, rid, record.model_dump_json(), original, overlay)
+        try:
+            self._add(outbox, rid, record.model_dump_json(), original, overlay)
+        except BaseException:
+            if job is not None:
+                self._images_planned(rid, False)
+            raise
         done = time.monotonic()
         self.s.latencies.append(done - frame.captured_mono)
         if len(self.s.latencies) > 100_000:
@@ -336,6 +342,10 @@ class PublishStage(Stage):
         else:
             self.ctx.counters.rejected_parts += 1
         return record, job
+
+    def _images_planned(self, inspection_id: str, planned: bool) -> None:
+        """Deferred images of ``inspection_id`` are about to be named in the outbox (``planned``), or will not
+        be after all (the commit failed): trigger mode marks them pending for the forwarder."""
 
     def _context(self, item: Inspected) -> dict:
         """More fields of the record (trigger mode: the trigger's sequence number and the recipe)."""

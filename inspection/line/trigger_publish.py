@@ -90,6 +90,12 @@ class TriggeredPublishStage(PublishStage):
             self.hooks.on_commit()
             self.images.sweep()
 
+    def _images_planned(self, inspection_id: str, planned: bool) -> None:
+        if planned:
+            self.writer.pending.add(inspection_id)
+        else:
+            self.writer.pending.done(inspection_id)
+
     def _context(self, item: Inspected) -> dict:
         if isinstance(item, TriggeredItem) and item.trigger is not None:
             return {"trigger_sequence": item.trigger.sequence, "recipe": item.trigger.recipe}
