@@ -8,9 +8,14 @@ default model (1 inference thread); with ``--camera software`` the simulated cam
 instead (it grabs one frame when the trigger asks for it, as a triggered GigE camera does: no frame wait).
 The simulated PLC (plc-sim's PlcSimulator) triggers --count parts at each rate over each protocol, checks
 every answer and measures from the trigger write/call to Result Ready with that sequence number read back.
+Each trigger comes a random 0 to 1/fps s after its slot (--no-jitter: exactly on it): 10 and 20 parts/s are
+whole multiples of the 10 ms frame period, so without it a whole run keeps one phase against the camera and
+its frame wait is anywhere from 0 to 10 ms for every part, depending on the run (the run-to-run spread).
 So each figure includes: the protocol round trips, waiting for the first frame captured after the trigger
-(up to 1/fps when free-running), decoding, the model, and the durable outbox commit. Raw latencies go to
-benchmarks/results/trigger_latency.json, with the CPU model, its flags and the load average.
+(up to 1/fps when free-running), decoding, the model, and the durable outbox commit (a FAIL's images are
+written after Result Ready, so not in it). Raw latencies go to benchmarks/results/trigger_latency.json, with
+the CPU model, its flags and the load average. The issue's figure (OPC UA and Modbus, 10 and 20 parts/s, the
+shipped model, free-running camera at 100 frames/s) is this script without options.
 """
 
 from __future__ import annotations
@@ -79,14 +84,16 @@ users = [{{ name = "{USER}", password_env = "BENCH_OPCUA_PASSWORD" }}]
     if model is not None:
         text = text.replace(f'path = "{default_model_path()}"', f'path = "{model.resolve()}"', 1)
     cfg.write_text(text)
+    # its own station lock folder: a test's station of the same name elsewhere on the box does not block it
     proc = subprocess.Popen([*CLI, "run", "--config", str(cfg)], stdout=subprocess.DEVNULL,
-                            env={**os.environ, "BENCH_OPCUA_PASSWORD": PASSWORD})
+                            env={**os.environ, "BENCH_OPCUA_PASSWORD": PASSWORD,
+                                 "INSPECTION_LOCK_DIR": str(workdir / "locks")})
     wait_for(lambda: ((line_status(ports["status"]) or {}).get("trigger") or {}).get("state") == "Ready", 90,
              "the station to be Ready")
     return proc, ports
 
 
-def measure(protocol: str, ports: dict, workdir: Path, rate: float, count: int) -> dict:
+def measure(protocol: str, ports: dict, workdir: Path, rate: float, count: int, jitter_s: float) -> dict:
     if protocol == "opcua":
         plc = OpcUaPlc(f"opc.tcp://127.0.0.1:{ports['opcua']}/inspection/", USER, PASSWORD,
                        cert_dir=workdir / "client")
@@ -94,7 +101,8 @@ def measure(protocol: str, ports: dict, workdir: Path, rate: float, count: int) 
         plc = ModbusPlc("127.0.0.1", ports["modbus"])
     try:
         PlcSimulator(plc).run(count=20, rate=rate, buffer_check=False, prefix="WARM")  # warm-up, not counted
-        report = PlcSimulator(plc).run(count=count, rate=rate, buffer_check=False, prefix="B")
+        report = PlcSimulator(plc).run(count=count, rate=rate, buffer_check=False, prefix="B",
+                                       jitter_s=min(jitter_s, 0.5 / rate))
     finally:
         plc.close()
     lat = np.array(report.latencies_ms)
@@ -114,16 +122,21 @@ def main() -> None:
                     help="free-running at --fps, or software-triggered (one frame per trigger)")
     ap.add_argument("--threads", type=int, default=1, help="the model's onnxruntime threads ([model] threads)")
     ap.add_argument("--model", type=Path, default=None, help="model file (default: the shipped default model)")
+    ap.add_argument("--no-jitter", action="store_true",
+                    help="trigger exactly every 1/rate s, as the runs before 2026-12-01 12:30 did (locked to the "
+                         "free-running camera's phase: the frame wait depends on the phase a run happens to get)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "trigger_latency.json")
     args = ap.parse_args()
     runs = []
+    # each trigger up to one frame period after its slot: the parts' arrival is not locked to the camera's phase
+    jitter = 0.0 if args.no_jitter or args.camera == "software" else 1.0 / args.fps
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         proc, ports = start_station(Path(tmp), args.fps, args.camera, args.threads, args.model)
         try:
             for protocol in ("opcua", "modbus"):
                 for rate in (float(r) for r in args.rates.split(",")):
-                    run = measure(protocol, ports, Path(tmp), rate, args.count)
+                    run = measure(protocol, ports, Path(tmp), rate, args.count, jitter)
                     runs.append(run)
                     print(f"{protocol:6} {rate:4g} parts/s: n={run['count']} p50 {run['p50_ms']:.1f} ms, "
                           f"p90 {run['p90_ms']:.1f}, p99 {run['p99_ms']:.1f}, max {run['max_ms']:.1f}; "
@@ -137,7 +150,7 @@ def main() -> None:
               "load_average_before": load_before, "load_average_after": os.getloadavg(),
               "camera": args.camera, "model_threads": args.threads,
               "model": str(args.model or default_model_path()),
-              "camera_fps": args.fps if args.camera == "free" else None,
+              "camera_fps": args.fps if args.camera == "free" else None, "trigger_jitter_s": jitter,
               "station_processing_ms": (status.get("trigger") or {}).get("counters"),
               "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -228,3 +228,24 @@ def test_an_inspect_that_answers_for_another_sequence_is_an_inspection_error():
         assert "sequence 2 for trigger 1" in result.message
     finally:
         core.stop()
+
+
+def test_wait_answered_returns_once_the_trigger_has_its_result():
+    """What trigger mode's publish stage waits for before it writes a result's images."""
+    gated = GatedInspect()
+    core = PlcHandshake(gated)
+    core.start()
+    try:
+        seq = core.trigger("W-1").sequence
+        assert gated.started.wait(5)
+        assert core.wait_answered(seq, 0.05) is False, "still inspecting: not answered"
+        waiter: list[bool] = []
+        t = threading.Thread(target=lambda: waiter.append(core.wait_answered(seq, 10)))
+        t.start()
+        gated.release()
+        t.join(10)
+        assert waiter == [True] and core.result_of(seq) is not None
+        assert core.wait_answered(seq + 1, 0.01) is False, "a trigger never given is never answered"
+    finally:
+        gated.release(5)
+        core.stop()

@@ -180,3 +180,13 @@ def test_raw_register_layout_is_as_documented(station):
     assert raw[20:22] == [0x4142, 0x4300], "result part id at 120, first character in the high byte"
     assert raw[0] & 0b1000 and raw[0] & 0b100000, "Status bit 3 Result Ready, bit 5 NG"
     assert raw[40:42] == [0, 1], "trigger counter at 140-141"
+
+
+def test_plc_sim_with_trigger_jitter_checks_every_answer_and_refuses_a_jitter_of_a_whole_period(station):
+    """Triggers off their slots (as parts arriving unsynchronised with a free-running camera) are answered and
+    checked like paced ones; a jitter as long as the part period would reorder slots and is refused."""
+    _core, plc = station
+    with pytest.raises(ValueError, match=r"jitter 0\.01 s: .* less than one part period \(0\.01 s\)"):
+        PlcSimulator(plc).run(count=5, rate=100, buffer_check=False, jitter_s=0.01)
+    report = PlcSimulator(plc).run(count=50, rate=100, buffer_check=False, jitter_s=0.005, seed=3)
+    assert report.problems == [] and report.triggers == 50 and len(report.latencies_ms) == 50

@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from inspection.line.backoff import Backoff
+from inspection.line.image_writer import PendingImages
 from inspection.line.local_images import heatmap_path
 from inspection.line.metrics import DELIVERED, DELIVERY_ERRORS, REJECTED, UNACKNOWLEDGED
 from inspection.line.outbox import REJECTED as STATE_REJECTED
@@ -96,6 +97,7 @@ class Forwarder(threading.Thread):
         raise NotImplementedError
 
 
+IMAGE_WAIT_S = 30.0  # how long the HTTP forwarder waits for a committed result's images to be written
 RETRIED_4XX = frozenset({401, 408, 425, 429})  # the box's credentials or the server's load, not the result
 
 
@@ -131,8 +133,9 @@ class HttpForwarder(Forwarder):
     dest = "http"
 
     def __init__(self, outbox_path: Path, url: str, token: str | None, stop: threading.Event, batch: int = 50,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, pending_images: PendingImages | None = None):
         super().__init__(outbox_path, batch, stop)
+        self.pending_images = pending_images  # trigger mode: images still being written after the commit
         self.url = url.rstrip("/")
         self.client = httpx.Client(base_url=self.url, timeout=timeout,
                                    headers={"Authorization": f"Bearer {token}"} if token else {})
@@ -170,6 +173,9 @@ class HttpForwarder(Forwarder):
                                "is sent again")
 
     def _upload_images(self, entry) -> None:
+        if self.pending_images is not None and not self.pending_images.wait(entry.inspection_id, IMAGE_WAIT_S):
+            log.warning("the images of %s were still being written after %g s; uploading what there is",
+                        entry.inspection_id, IMAGE_WAIT_S)
         heatmap = str(heatmap_path(entry.original_path)) if entry.original_path else None
         for kind, path in (("original", entry.original_path), ("overlay", entry.overlay_path), ("heatmap", heatmap)):
             if not path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,33 +38,53 @@ def keeps_images(verdict: str, score: float, threshold: float, near_threshold: f
     return keep_pass_fraction > 0 and pass_draw < keep_pass_fraction
 
 
+@dataclass(frozen=True)
+class ImagePaths:
+    """Where one result's images are kept (the heatmap at :func:`heatmap_path` of the original)."""
+
+    original: Path
+    overlay: Path
+    heatmap: Path
+
+
 class LocalImages:
     def __init__(self, root: Path, max_age_days: float, max_bytes: int):
         self.root, self.max_age_s, self.max_bytes = Path(root), max_age_days * 86400, max_bytes
         self.last_sweep = 0.0
 
+    def paths(self, inspection_id: str) -> ImagePaths:
+        """Where the images of ``inspection_id`` go (today's folder), before they are written."""
+        day = self.root / datetime.now(UTC).strftime("%Y%m%d")
+        original = day / f"{inspection_id}-original.png"
+        return ImagePaths(original, day / f"{inspection_id}-overlay.jpg", heatmap_path(original))
+
     def save(self, inspection_id: str, image: np.ndarray, overlay: np.ndarray,
              heatmap: np.ndarray | None = None) -> tuple[str | None, str | None]:
         """All images, or none: a failed write (disk full, read-only) is counted and inspection goes on. The
         heatmap (the colour-mapped anomaly map) lies beside the original, at :func:`heatmap_path` of it."""
-        day = self.root / datetime.now(UTC).strftime("%Y%m%d")
-        paths = [day / f"{inspection_id}-original.png", day / f"{inspection_id}-overlay.jpg"]
-        pictures = [image, overlay]
+        paths = self.paths(inspection_id)
+        if self.write(inspection_id, paths, image, overlay, heatmap):
+            return str(paths.original), str(paths.overlay)
+        return None, None
+
+    def write(self, inspection_id: str, paths: ImagePaths, image: np.ndarray, overlay: np.ndarray,
+              heatmap: np.ndarray | None = None) -> bool:
+        """Write the images to ``paths`` (from :meth:`paths`): all (True) or none (False, counted, logged)."""
+        files = [(paths.original, image), (paths.overlay, overlay)]
         if heatmap is not None:
-            paths.append(heatmap_path(paths[0]))
-            pictures.append(heatmap)
+            files.append((paths.heatmap, heatmap))
         try:
-            day.mkdir(parents=True, exist_ok=True)
-            for path, picture in zip(paths, pictures, strict=True):
+            paths.original.parent.mkdir(parents=True, exist_ok=True)
+            for path, picture in files:
                 save_image(path, picture)
-            return str(paths[0]), str(paths[1])
+            return True
         except (OSError, ImageError) as exc:
             m.IMAGE_ERRORS.inc()
             log.error("could not keep images of %s: %s", inspection_id, exc)
-            for p in paths:
+            for path, _picture in files:
                 with contextlib.suppress(OSError):
-                    p.unlink(missing_ok=True)
-            return None, None
+                    path.unlink(missing_ok=True)
+            return False
 
     def _kept(self) -> list[Kept[Path]]:
         kept = []

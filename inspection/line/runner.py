@@ -29,6 +29,7 @@ from inspection.line.config import StationConfig
 from inspection.line.drift import DriftMonitor
 from inspection.line.forwarders import Forwarder, HttpForwarder, MqttForwarder
 from inspection.line.http_trigger import handle_trigger
+from inspection.line.image_writer import PendingImages
 from inspection.line.local_images import LocalImages
 from inspection.line.outbox import Outbox
 from inspection.line.sparkplug import make_sparkplug
@@ -91,6 +92,7 @@ class LineRunner:
         self.trigger_mode: TriggerMode | None = None
         self.watchdog = SourceWatchdog(self.source, cfg.source.stall_timeout_s, self.stop_capture,
                                        on_state=_export_source_state, on_reopen=m.SOURCE_REOPENS.inc)
+        self.pending_images = PendingImages()  # trigger mode: committed results whose images are being written
         self.forwarders = self._make_forwarders()
         self.supervisor = self._make_stages()
         self.status_server: StatusServer | None = None
@@ -117,7 +119,7 @@ class LineRunner:
             self.trigger_mode = build_trigger_mode(cfg, self.ctx, self.model)
             self.judges = self.trigger_mode.judges
             stages = self.trigger_mode.stages(self.ctx, self.watchdog, self.stop_capture, self.publish_settings,
-                                              images, hooks, np.random.default_rng())
+                                              images, hooks, np.random.default_rng(), self.pending_images)
         else:
             self.judges = Judges({FREE_RUNNING: self.model}, cfg.frame_mapping)
             stages = [CaptureStage(self.ctx, self.watchdog, capture_q, self.stop_capture),
@@ -149,7 +151,8 @@ class LineRunner:
         forwarders: list[Forwarder] = []
         if cfg.service.url:
             forwarders.append(HttpForwarder(self.outbox_path, cfg.service.url, cfg.service.secret(),
-                                            self.stop_forwarding, batch=cfg.service.batch))
+                                            self.stop_forwarding, batch=cfg.service.batch,
+                                            pending_images=self.pending_images))
         if cfg.mqtt.host:
             forwarders.append(MqttForwarder(self.outbox_path, cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.topic_prefix,
                                             self.station, self.stop_forwarding, cfg.mqtt.username,

@@ -30,12 +30,13 @@ from inspection.errors import ImageError
 from inspection.line import metrics as m
 from inspection.line.assignment_models import Judges
 from inspection.line.backoff import Backoff
+from inspection.line.image_writer import ImageJob
 from inspection.line.local_images import LocalImages, keeps_images
 from inspection.line.outbox import Outbox
 from inspection.model.tiling import FrameMappingError
 from inspection.results.inspection import Inspection
 from inspection.results.overlay import heat_colours, render_overlay
-from inspection.schema import ShadowVerdict, StageTimings, StationContext
+from inspection.schema import InspectionResult, ShadowVerdict, StageTimings, StationContext
 from inspection.sources.frame import Frame, FrameSource, SourceFinished, frame_rgb
 from inspection.sources.watchdog import SourceWatchdog
 
@@ -303,7 +304,8 @@ class PublishStage(Stage):
                 self.ctx.source.finished(item.frame, ok=False)
                 continue
             self.in_flight = item.frame
-            self._commit(outbox, item, item.result, item.image)
+            record, _job = self._commit(outbox, item, item.result, item.image)
+            self.hooks.committed(record)
             self.in_flight = None
             self.done += 1
             self.ctx.source.finished(item.frame, ok=True)
@@ -312,7 +314,11 @@ class PublishStage(Stage):
             if time.monotonic() - self.last_prune > 5:  # delivered everywhere: no longer needed
                 self._prune(outbox)
 
-    def _commit(self, outbox: Outbox, item: Inspected, r: Inspection, image: np.ndarray) -> None:
+    def _commit(self, outbox: Outbox, item: Inspected, r: Inspection, image: np.ndarray,
+                defer_images: bool = False) -> tuple[InspectionResult, ImageJob | None]:
+        """Commit the record (durable when this returns); the images it keeps are written first, or, with
+        ``defer_images``, only named in the outbox and returned as a job for the :class:`ImageWriter` (the
+        caller submits it once the result is announced). The caller passes the record to ``hooks.committed``."""
         t0 = time.monotonic()
         frame = item.frame
         timings = r.timings.model_dump() | {"capture_wait_ms": (item.started - frame.captured_mono) * 1e3}
@@ -321,13 +327,25 @@ class PublishStage(Stage):
                              **self._context(item))
         rid = str(record.inspection_id)
         original = overlay = None
+        job = None
         if keeps_images(r.verdict, r.score, r.threshold, self.s.keep_near_threshold, float(self.rng.random()),
                         self.s.keep_pass_fraction):
-            heat, _alpha = heat_colours(r.anomaly_map, self.s.overlay_reference, r.threshold)
-            original, overlay = self.images.save(rid, image, render_overlay(image, r, self.s.overlay_reference), heat)
+            if defer_images:
+                paths = self.images.paths(rid)
+                original, overlay = str(paths.original), str(paths.overlay)
+                job = ImageJob(rid, paths, image, r, self.s.overlay_reference)
+                self._images_planned(rid, True)  # pending before the row exists: no forwarder sees it without
+            else:
+                heat, _alpha = heat_colours(r.anomaly_map, self.s.overlay_reference, r.threshold)
+                original, overlay = self.images.save(rid, image, render_overlay(image, r, self.s.overlay_reference),
+                                                     heat)
         record.timings.publish_ms = (time.monotonic() - t0) * 1e3
-        self._add(outbox, rid, record.model_dump_json(), original, overlay)
-        self.hooks.committed(record)
+        try:
+            self._add(outbox, rid, record.model_dump_json(), original, overlay)
+        except BaseException:
+            if job is not None:
+                self._images_planned(rid, False)
+            raise
         done = time.monotonic()
         self.s.latencies.append(done - frame.captured_mono)
         if len(self.s.latencies) > 100_000:
@@ -338,6 +356,11 @@ class PublishStage(Stage):
             self.ctx.counters.passed += 1
         else:
             self.ctx.counters.rejected_parts += 1
+        return record, job
+
+    def _images_planned(self, inspection_id: str, planned: bool) -> None:
+        """Deferred images of ``inspection_id`` are about to be named in the outbox (``planned``), or will not
+        be after all (the commit failed): trigger mode marks them pending for the forwarder."""
 
     def _context(self, item: Inspected) -> dict:
         """More fields of the record (trigger mode: the trigger's sequence number and the recipe)."""

@@ -9,17 +9,23 @@ outbox at once, kept and listed by ``inspection outbox list`` with the reason.
 
 from __future__ import annotations
 
+import queue
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, Field
 
+from inspection.line.image_writer import ImageWriter
+from inspection.line.local_images import LocalImages
 from inspection.line.outbox import REJECTED, Outbox
-from inspection.line.stages import End, Inspected, PublishStage
+from inspection.line.stages import End, Inspected, LineContext, PublishHooks, PublishSettings, PublishStage
 from inspection.line.triggered import TriggeredItem, TriggerErrorItem
 from inspection.schema import SCHEMA_VERSION, StationContext
 
+ANSWER_WAIT_S = 1.0  # at most this long for the handshake to take a committed result before its images go on
 HTTP_SET_ASIDE = "trigger error result: no verdict to store (delivered over MQTT only)"
 
 
@@ -41,7 +47,18 @@ class TriggerErrorRecord(BaseModel):
 
 
 class TriggeredPublishStage(PublishStage):
-    """The publish stage of a triggered station."""
+    """The publish stage of a triggered station: the record is committed, then the result is announced (the
+    handshake's Result Ready), then the images are written by the :class:`ImageWriter` and the live feeds
+    (Sparkplug B, drift) are told: only the durable commit stands between the model and Result Ready."""
+
+    def __init__(self, ctx: LineContext, settings: PublishSettings, inbox: queue.Queue, images: LocalImages,
+                 hooks: PublishHooks, rng: np.random.Generator, writer: ImageWriter,
+                 wait_answered: Callable[[int, float], bool] | None = None):
+        super().__init__(ctx, settings, inbox, images, hooks, rng)
+        self.writer = writer
+        # the handshake's: the work after a commit waits until the result is in the handshake's buffer, so it
+        # does not compete with the handshake's own bookkeeping for the interpreter
+        self.wait_answered = wait_answered
 
     def run(self) -> None:
         outbox = self._open()
@@ -56,17 +73,28 @@ class TriggeredPublishStage(PublishStage):
             assert isinstance(item, TriggeredItem) and item.result is not None and item.image is not None
             self.in_flight = item.frame
             try:
-                self._commit(outbox, item, item.result, item.image)
+                record, job = self._commit(outbox, item, item.result, item.image, defer_images=True)
             except BaseException as exc:
                 item.error = f"{type(exc).__name__}: {exc}"
                 item.committed.set()
                 raise
             self.in_flight = None
             self.done += 1
-            item.committed.set()
+            item.committed.set()  # durable: the handshake may announce it now
+            if self.wait_answered is not None and item.trigger is not None:
+                self.wait_answered(item.trigger.sequence, ANSWER_WAIT_S)
+            if job is not None:
+                self.writer.submit(job)
+            self.hooks.committed(record)
             self.ctx.source.finished(item.frame, ok=True)
             self.hooks.on_commit()
             self.images.sweep()
+
+    def _images_planned(self, inspection_id: str, planned: bool) -> None:
+        if planned:
+            self.writer.pending.add(inspection_id)
+        else:
+            self.writer.pending.done(inspection_id)
 
     def _context(self, item: Inspected) -> dict:
         if isinstance(item, TriggeredItem) and item.trigger is not None:
@@ -83,6 +111,12 @@ class TriggeredPublishStage(PublishStage):
         if "http" in self.s.enabled:
             outbox.mark("http", [rid], REJECTED, HTTP_SET_ASIDE)
         self.hooks.committed(record)
+
+    def close(self) -> None:
+        try:
+            self.writer.close()  # the images of everything committed are written before publish says it ended
+        finally:
+            super().close()
 
     def drain_failed(self) -> None:
         while not isinstance(item := self.inbox.get(), End):

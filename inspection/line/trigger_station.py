@@ -13,6 +13,7 @@ from inspection.errors import InspectionError
 from inspection.line import metrics as m
 from inspection.line.assignment_models import Judges
 from inspection.line.config import ConfigError, StationConfig
+from inspection.line.image_writer import ImageWriter, PendingImages
 from inspection.line.local_images import LocalImages
 from inspection.line.stages import LineContext, PublishHooks, PublishSettings, Stage
 from inspection.line.status import TriggerStatus
@@ -50,9 +51,13 @@ class TriggerMode:
     judges: Judges  # each recipe's model, swapped by the service's assignment
 
     def stages(self, ctx: LineContext, watchdog: SourceWatchdog, stop: threading.Event, settings: PublishSettings,
-               images: LocalImages, hooks: PublishHooks, rng) -> list[Stage]:
+               images: LocalImages, hooks: PublishHooks, rng, pending_images: PendingImages) -> list[Stage]:
+        """Capture into the frame holder; publish, whose images are written after Result Ready (``pending_images``:
+        what the HTTP forwarder waits for)."""
+        writer = ImageWriter(images, pending_images)
         return [TriggeredCaptureStage(ctx, watchdog, self.frames, stop, self.plant.core.start),
-                TriggeredPublishStage(ctx, settings, self.results, images, hooks, rng)]
+                TriggeredPublishStage(ctx, settings, self.results, images, hooks, rng, writer,
+                                      self.plant.core.wait_answered)]
 
     def set_fault(self, message: str | None) -> None:
         self.plant.core.set_fault(message)

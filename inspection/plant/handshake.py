@@ -295,6 +295,12 @@ class PlcHandshake:
         except Exception:  # recording must not stop the handshake; the PLC still gets its answer
             log.exception("trigger %d: the error result could not be recorded", result.sequence)
 
+    def wait_answered(self, sequence: int, timeout: float) -> bool:
+        """Block until trigger ``sequence`` has its result (True: it is in the buffer, Result Ready for the PLC
+        once older ones are acknowledged) or ``timeout`` seconds pass (False)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: sequence in self._done, timeout)
+
     def result_of(self, sequence: int) -> TriggerResult | None:
         """The completed result of trigger ``sequence`` (one of the last 1024), None while it is pending."""
         with self._cond:

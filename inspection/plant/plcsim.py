@@ -152,14 +152,21 @@ class PlcSimulator:
         self.report.buffer_check = "failed" if self.report.problems else (
             f"{depth} buffered, Busy set, trigger refused with BUFFER_FULL, unknown ack refused, drained in order")
 
-    def run(self, count: int, rate: float, buffer_check: bool = True, prefix: str = "SIM") -> SimReport:
+    def run(self, count: int, rate: float, buffer_check: bool = True, prefix: str = "SIM",
+            jitter_s: float = 0.0, seed: int = 0) -> SimReport:
+        """``count`` parts at ``rate`` parts/s; with ``jitter_s`` each trigger comes up to that much (uniform)
+        after its slot, so that a part's arrival is not locked to the phase of a free-running camera (a
+        benchmark then measures the frame wait over all phases, not the one phase its run happened to get)."""
+        if jitter_s < 0 or jitter_s >= 1.0 / rate:
+            raise ValueError(f"jitter {jitter_s:g} s: give 0 or more, less than one part period ({1.0 / rate:g} s)")
         start = time.monotonic()
         if buffer_check:
             self.check_buffer()
         period = 1.0 / rate
+        rng = np.random.default_rng(seed)
         t_next = time.monotonic()
         for i in range(count):
-            delay = t_next - time.monotonic()
+            delay = t_next + (float(rng.uniform(0, jitter_s)) if jitter_s else 0.0) - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             elif delay < -period:
