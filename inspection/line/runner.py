@@ -26,6 +26,7 @@ from inspection.line import metrics as m
 from inspection.line.assignment import make_poller
 from inspection.line.assignment_models import FREE_RUNNING, Judges
 from inspection.line.config import StationConfig
+from inspection.line.counters import LineCounters
 from inspection.line.drift import DriftMonitor
 from inspection.line.forwarders import Forwarder, HttpForwarder, MqttForwarder
 from inspection.line.http_trigger import handle_trigger
@@ -38,7 +39,6 @@ from inspection.line.stages import (
     CaptureStage,
     InferenceStage,
     LineContext,
-    LineCounters,
     PublishHooks,
     PublishSettings,
     PublishStage,

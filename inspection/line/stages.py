@@ -30,6 +30,7 @@ from inspection.errors import ImageError
 from inspection.line import metrics as m
 from inspection.line.assignment_models import Judges
 from inspection.line.backoff import Backoff
+from inspection.line.counters import LineCounters
 from inspection.line.image_writer import ImageJob
 from inspection.line.local_images import LocalImages, keeps_images
 from inspection.line.outbox import Outbox
@@ -56,27 +57,6 @@ class FatalStageError(Exception):
 
 def disk_full(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-
-
-@dataclass
-class LineCounters:
-    """What happened to the frames taken from the source (every one ends in exactly one of the last five)."""
-
-    frames: int = 0  # taken from the source
-    dropped: int = 0  # live source, inference busy: the oldest waiting frame gave way to the freshest
-    corrupt: int = 0  # could not be decoded, or the wrong shape
-    failed: int = 0  # a stage crashed on it, or the runner stopped on an error before it was committed
-    passed: int = 0  # committed with verdict PASS
-    rejected_parts: int = 0  # committed with verdict FAIL
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def count_failed(self) -> None:
-        with self._lock:  # the only counter two stages write
-            self.failed += 1
-        m.FAILED.inc()
-
-    def settled(self) -> int:
-        return self.dropped + self.corrupt + self.failed + self.passed + self.rejected_parts
 
 
 @dataclass
