@@ -26,17 +26,17 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.accuracy_protocol import DATA, real_surfaces  # noqa: E402
-from datasets.real_surfaces import load_manifest  # noqa: E402
-from inspection.evaluation.metrics import auroc  # noqa: E402
-from inspection.imaging import list_images, load_image  # noqa: E402
-from inspection.model.anomaly_head import HeadParams, avg_pool3, patch_features, whitening  # noqa: E402
-from inspection.model.colour_channels import (  # noqa: E402
+from benchmarks.colour_features import (  # noqa: E402
     ColourChannels,
     cell_stats,
     channels_from_cells,
     unit_scale,
     weight_columns,
 )
+from datasets.real_surfaces import load_manifest  # noqa: E402
+from inspection.evaluation.metrics import auroc  # noqa: E402
+from inspection.imaging import list_images, load_image  # noqa: E402
+from inspection.model.anomaly_head import HeadParams, avg_pool3, patch_features, whitening  # noqa: E402
 from inspection.model.coreset import greedy_coreset  # noqa: E402
 from inspection.model.normalisation import position_stats  # noqa: E402
 from inspection.model.runtime import resize_for_model  # noqa: E402

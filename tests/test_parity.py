@@ -114,39 +114,3 @@ def test_trained_model_matches_reference_and_reload(samples, small_model, tmp_pa
     for img in images:
         a, b = model.inspect(img), again.inspect(img)
         assert (a.verdict, a.score) == (b.verdict, b.score)
-
-
-@pytest.mark.parametrize(("window", "contrast", "size", "k_nearest"), [
-    (9, True, (256, 256), 3), (0, False, (192, 256), 1), (5, True, (256, 320), 1)])
-def test_colour_channels_graph_matches_numpy_reference(samples, window, contrast, size, k_nearest):
-    """A head with colour channels: the graph computes them from the image as the numpy reference does, and
-    they change the map (so they are really in the graph)."""
-    from dataclasses import replace
-
-    from inspection.model.colour_channels import ColourChannels, colour_channels, unit_scale, weight_columns
-
-    images = _images(samples, size=size)
-    raw = ColourChannels(window, contrast)
-    colour = replace(raw, scale=unit_scale(colour_channels(images, raw)))
-    rng = np.random.default_rng(1)
-    dim = 120 + colour.count
-    bank = (rng.standard_normal((300, dim)) * 0.3).astype(np.float32)
-    a = rng.standard_normal((dim, dim))
-    white = weight_columns((np.eye(dim) + 0.05 * (a + a.T)).astype(np.float32), 120, 3.0)
-    h, w = size[0] // 8, size[1] // 8
-    head = HeadParams((0.05, 0.04), None, bank, np.sum(bank.astype(np.float64) ** 2, 1), 0.0, size,
-                      position_mean=np.full((h, w), 3.0, np.float32),
-                      position_std=(0.5 + rng.random((h, w))).astype(np.float32), border=1, k_nearest=k_nearest,
-                      whiten_mean=(rng.standard_normal(dim) * 0.1).astype(np.float32), whiten=white, colour=colour)
-    sess = ort.InferenceSession(inspection_graph(onnx.load(str(backbone_path())), head).SerializeToString(),
-                                providers=["CPUExecutionProvider"])
-    maps, scores = sess.run(["anomaly_map", "score"], {"image": images})
-    ref_maps, ref_scores = reference_outputs(*_backbone_features(images), head, images)
-    np.testing.assert_allclose(scores, ref_scores, atol=1e-4, rtol=0)
-    np.testing.assert_allclose(maps, ref_maps, atol=1e-4, rtol=0)
-    with pytest.raises(ValueError, match="colour channels"):
-        reference_outputs(*_backbone_features(images), head)
-    # the same head with the colour channels' columns zeroed in the whitening gives another map
-    blind = replace(head, whiten=weight_columns(white, 120, 0.0))
-    _, blind_scores = reference_outputs(*_backbone_features(images), blind, images)
-    assert np.abs(blind_scores - ref_scores).max() > 1e-2

@@ -4,8 +4,6 @@ From the backbone's stride-8 and stride-16 features:
 1. 3x3 average pooling of each layer (local neighbourhood aggregation; edges average over valid pixels);
 2. stride-16 features upsampled to stride 8 (bilinear, half-pixel centres, as ONNX Resize);
 3. each layer scaled to unit mean-square norm (scales fixed at training) and the two joined on channels;
-   optionally joined by a few low-frequency colour channels computed from the image itself (each patch's
-   colour relative to its surroundings, and its contrast: :mod:`inspection.model.colour_channels`);
 4. optionally whitened, x <- (x - mean) W with W = (cov + shrinkage)^-1/2 of the training patches (a bank of
    one zero entry then gives the Mahalanobis distance to a single Gaussian); then an optional projection
    onto the bank's leading principal axes (P, orthonormal columns);
@@ -29,8 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inspection.model.colour_channels import ColourChannels, colour_channels
-
 
 @dataclass(frozen=True)
 class HeadParams:
@@ -49,7 +45,6 @@ class HeadParams:
     k_nearest: int = 1  # patch distance: mean distance to the k nearest bank entries
     whiten_mean: np.ndarray | None = None  # (feature_dim,) float32
     whiten: np.ndarray | None = None  # (feature_dim, feature_dim) float32
-    colour: ColourChannels | None = None  # colour channels joined after the deep ones, or None
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Patch features (..., feature_dim) into the space the bank lives in (whitened if set)."""
@@ -136,20 +131,6 @@ def patch_features(p8: np.ndarray, p16: np.ndarray, scales: tuple[float, float])
     return x.transpose(0, 2, 3, 1).reshape(n, h * w, c)
 
 
-def join_colour(x: np.ndarray, images: np.ndarray | None, colour: ColourChannels | None) -> np.ndarray:
-    """Deep patch features (N, P, D) joined by the images' colour channels (N, P, D + colour.count) when the
-    head has them; ``images`` (N, H, W, 3) uint8 RGB at the model's input size."""
-    if colour is None:
-        return x
-    if images is None:
-        raise ValueError("this head has colour channels: the images are needed besides the backbone features")
-    c = colour_channels(images, colour)
-    n, k, h, w = c.shape
-    if n * h * w != x.shape[0] * x.shape[1]:
-        raise ValueError(f"colour channels of {n} images with {h}x{w} patches do not match features {x.shape}")
-    return np.concatenate([x, c.transpose(0, 2, 3, 1).reshape(n, h * w, k).astype(x.dtype)], axis=2)
-
-
 def principal_axes(x: np.ndarray, dim: int, max_rows: int = 50_000, seed: int = 0) -> np.ndarray:
     """(feature_dim, dim) orthonormal leading principal axes of the rows of x (uncentred, as distances are)."""
     rows = x.reshape(-1, x.shape[-1])
@@ -225,12 +206,11 @@ def patch_map_to_outputs(dist: np.ndarray, head: HeadParams) -> tuple[np.ndarray
     return full, np.minimum(top.mean(axis=1), peak)
 
 
-def reference_outputs(feat8: np.ndarray, feat16: np.ndarray, head: HeadParams, images: np.ndarray | None = None
+def reference_outputs(feat8: np.ndarray, feat16: np.ndarray, head: HeadParams
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """(anomaly_map (N, 1, H, W), score (N,)) computed in numpy from backbone features (and, for a head with
-    colour channels, the uint8 RGB images (N, H, W, 3) the features came from)."""
+    """(anomaly_map (N, 1, H, W), score (N,)) computed in numpy from backbone features."""
     p8, p16 = pooled_layers(feat8.astype(np.float64), feat16.astype(np.float64))
-    x = head.transform(join_colour(patch_features(p8, p16, head.layer_scales), images, head.colour))
+    x = head.transform(patch_features(p8, p16, head.layer_scales))
     n, _, h, w = p8.shape
     dist = nearest_distances(x, head).reshape(n, 1, h, w)
     return patch_map_to_outputs(dist, head)

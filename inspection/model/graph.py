@@ -19,7 +19,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from inspection.errors import ModelError
 from inspection.model.anomaly_head import HeadParams
-from inspection.model.colour_channels import CELL, ColourChannels
 from inspection.model.metadata import read_metadata
 
 OPSET = 17
@@ -154,44 +153,6 @@ def _distance(b: _Builder, x: str, head: HeadParams) -> None:
     b.op("ReduceMean", ["head/near_dist"], "head/dist", axes=[1], keepdims=0)
 
 
-def _colour(b: _Builder, colour: ColourChannels) -> str:
-    """The colour channels (N, colour.count, h, w) from the float image ``pre/float`` (N, H, W, 3), as
-    :func:`inspection.model.colour_channels.colour_channels`."""
-    cell = {"kernel_shape": [CELL, CELL], "strides": [CELL, CELL]}
-    pool3 = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "strides": [1, 1], "count_include_pad": 0}
-    b.op("Transpose", ["pre/float"], "colour/image", perm=[0, 3, 1, 2])
-    b.op("AveragePool", ["colour/image"], "colour/cell_rgb", **cell)
-    b.op("AveragePool", ["colour/cell_rgb"], "colour/rgb3", **pool3)
-    one = b.const("colour/one", np.float32(1.0))
-    b.op("Add", ["colour/rgb3", one], "colour/rgb3_1")
-    b.op("Log", ["colour/rgb3_1"], "colour/log_rgb")
-    if colour.window == 0:
-        b.op("ReduceMean", ["colour/log_rgb"], "colour/reference", axes=[2, 3], keepdims=1)
-    else:
-        r = colour.window // 2
-        b.op("AveragePool", ["colour/log_rgb"], "colour/reference", kernel_shape=[colour.window, colour.window],
-             pads=[r, r, r, r], strides=[1, 1], count_include_pad=0)
-    parts = [b.op("Sub", ["colour/log_rgb", "colour/reference"], "colour/relative")]
-    if colour.contrast:  # the luminance's standard deviation per cell, in two passes (float32 safe)
-        b.op("ReduceMean", ["colour/image"], "colour/lum", axes=[1], keepdims=1)
-        b.op("AveragePool", ["colour/lum"], "colour/cell_lum", **cell)
-        b.op("Resize", ["colour/cell_lum", "", b.const("colour/up", np.array([1, 1, CELL, CELL], np.float32))],
-             "colour/cell_lum_up", mode="nearest", coordinate_transformation_mode="asymmetric",
-             nearest_mode="floor")
-        b.op("Sub", ["colour/lum", "colour/cell_lum_up"], "colour/lum_centred")
-        b.op("Mul", ["colour/lum_centred", "colour/lum_centred"], "colour/lum_sq")
-        b.op("AveragePool", ["colour/lum_sq"], "colour/cell_var", **cell)
-        b.op("Sqrt", ["colour/cell_var"], "colour/cell_std")
-        b.op("AveragePool", ["colour/cell_std"], "colour/std3", **pool3)
-        b.op("Add", ["colour/std3", one], "colour/std3_1")
-        b.op("Log", ["colour/std3_1"], "colour/log_std")
-        b.op("ReduceMean", ["colour/log_std"], "colour/std_reference", axes=[2, 3], keepdims=1)
-        parts.append(b.op("Sub", ["colour/log_std", "colour/std_reference"], "colour/contrast"))
-        b.op("Concat", parts, "colour/joined", axis=1)
-        parts = ["colour/joined"]
-    return b.op("Mul", [parts[0], b.const("colour/scale", np.float32(colour.scale))], "colour/channels")
-
-
 def inspection_graph(backbone: onnx.ModelProto, head: HeadParams) -> onnx.ModelProto:
     b = _Builder()
     p8, p16 = _front(b, backbone, head.input_size)
@@ -199,13 +160,9 @@ def inspection_graph(backbone: onnx.ModelProto, head: HeadParams) -> onnx.ModelP
     s8, s16 = (np.float32(s) for s in head.layer_scales)
     b.op("Mul", [p8, b.const("head/scale8", s8)], "head/scaled8")
     b.op("Mul", [p16, b.const("head/scale16", s16)], "head/scaled16")
-    joined = ["head/scaled8", "head/scaled16"]
-    dim = sum(backbone_channels(backbone))
-    if head.colour is not None:
-        joined.append(_colour(b, head.colour))
-        dim += head.colour.count
-    b.op("Concat", joined, "head/joined", axis=1)
+    b.op("Concat", ["head/scaled8", "head/scaled16"], "head/joined", axis=1)
     b.op("Transpose", ["head/joined"], "head/nhwc", perm=[0, 2, 3, 1])
+    dim = sum(backbone_channels(backbone))
     x = b.op("Reshape", ["head/nhwc", b.const("head/rows", np.array([-1, dim], np.int64))], "head/patches")
     if head.whiten is not None and head.whiten_mean is not None:
         b.op("Sub", [x, b.const("head/whiten_mean", head.whiten_mean.astype(np.float32))], "head/centred_x")
@@ -246,13 +203,10 @@ def head_from_model(model_path: str | Path) -> HeadParams:
     meta = read_metadata(model_path)
     inv_std = inits.get("head/position_inv_std")
     mean = inits.get("head/position_mean")
-    colour = None
-    if meta.head.colour is not None:
-        colour = ColourChannels(meta.head.colour.window, meta.head.colour.contrast, float(inits["colour/scale"]))
     return HeadParams((float(inits["head/scale8"]), float(inits["head/scale16"])), inits.get("head/projection"),
                       (-0.5 * inits["head/bank_t"].T).astype(np.float32), inits["head/bank_sq"],
                       meta.head.blur_sigma, meta.input_size,
                       position_mean=None if mean is None else mean[0, 0],
                       position_std=None if inv_std is None else (1.0 / inv_std[0, 0]).astype(np.float32),
                       border=meta.head.border, top_k=meta.head.top_k, k_nearest=meta.head.k_nearest,
-                      whiten_mean=inits.get("head/whiten_mean"), whiten=inits.get("head/whiten"), colour=colour)
+                      whiten_mean=inits.get("head/whiten_mean"), whiten=inits.get("head/whiten"))

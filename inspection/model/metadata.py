@@ -48,14 +48,6 @@ class TrainingSet(BaseModel):
     digest: str = Field(description="SHA-256 over the sorted (name, SHA-256 of content) of every image used")
 
 
-class ColourHead(BaseModel):
-    """The low-frequency colour channels joined to the deep patch features (inspection.model.colour_channels)."""
-
-    window: int = Field(description="cells (8x8 px) of the local colour reference; 0 = the image's mean")
-    contrast: bool = Field(description="the luminance-contrast channel is included")
-    weight: float = Field(1.0, description="how many times the whitened colour channels count in a distance")
-
-
 class Head(BaseModel):
     backbone: str
     backbone_sha256: str
@@ -72,8 +64,6 @@ class Head(BaseModel):
     top_k: int = Field(1, description="image score: mean of the top-k patch values (1 = the map's maximum)")
     k_nearest: int = Field(1, description="patch distance: mean distance to the k nearest bank entries")
     preset: str | None = Field(None, description="the training preset (fast, balanced, accurate), if any")
-    colour: ColourHead | None = Field(None, description="colour channels joined to the deep features, or none "
-                                      "(models before them have none)")
     precision: str = Field("fp32", description="backbone arithmetic: fp32, or int8 (statically quantised; the "
                            "head stays fp32 and its bank was rebuilt from the int8 backbone's features)")
     quantization: dict | None = Field(None, description="int8 only: how the backbone was quantised")

@@ -118,9 +118,7 @@ def config_for(meta: ModelMetadata, holdout: float | None = None, seed: int = 0,
                        input_size=(meta.input_size[0], meta.input_size[1]), bank_size=h.bank_size,
                        projection_dim=h.projection_dim, blur_sigma=h.blur_sigma, whiten=h.whitened,
                        normalise=h.normalisation != "none", border=h.border, top_k=h.top_k, k_nearest=h.k_nearest,
-                       preset=h.preset, colour_window=None if h.colour is None else h.colour.window,
-                       colour_contrast=True if h.colour is None else h.colour.contrast,
-                       colour_weight=1.0 if h.colour is None else h.colour.weight,
+                       preset=h.preset,
                        holdout_fraction=fraction, target_frr=float(meta.calibration.get("target_frr", 0.01)),
                        policy="frr", seed=seed, threads=threads, progress=progress)
 
@@ -164,7 +162,7 @@ def quantize_model(model_path: str | Path, good_dir: str | Path, out: str | Path
     features = ort.InferenceSession(feature_graph(backbone, config.input_size).SerializeToString(),
                                     session_options(threads), providers=["CPUExecutionProvider"])
     p8, p16 = extract_pooled(features, sets.bank.images, config.batch_size, progress)
-    head = fit_head(p8, p16, config, sets.bank.images)
+    head = fit_head(p8, p16, config)
     seconds["head"] = time.perf_counter() - t
 
     t = time.perf_counter()

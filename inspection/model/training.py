@@ -23,10 +23,9 @@ from inspection.errors import DatasetError, ImageError
 from inspection.imaging import list_images, load_image
 from inspection.model.anomaly_head import HeadParams, layer_scales, patch_features, principal_axes, whitening
 from inspection.model.calibration import Calibration, Policy, calibrate, save_report, score_stats
-from inspection.model.colour_channels import ColourChannels, colour_channels, unit_scale, weight_columns
 from inspection.model.coreset import greedy_coreset
 from inspection.model.graph import backbone_channels, check_input_size, feature_graph, inspection_graph
-from inspection.model.metadata import ColourHead, Head, ModelMetadata, TrainingSet, write_metadata
+from inspection.model.metadata import Head, ModelMetadata, TrainingSet, write_metadata
 from inspection.model.normalisation import DESCRIPTION as NORMALISATION
 from inspection.model.normalisation import leave_one_out_distances, position_stats
 from inspection.model.runtime import InspectionModel, resize_for_model, session_options
@@ -51,9 +50,6 @@ class TrainConfig:
     stats_images: int | None = 48  # bank images the position statistics are measured on (None: all)
     top_k: int = 1  # image score: mean of the top-k patches (1 = the maximum)
     k_nearest: int = 3  # patch distance: mean distance to the k nearest bank entries (a bank of 1: 1)
-    colour_window: int | None = None  # colour channels relative to this many cells around (0: the image); None: none
-    colour_contrast: bool = True  # with the colour channels: the luminance-contrast channel too
-    colour_weight: float = 1.0  # how many times the whitened colour channels count in a distance
     preset: str | None = None
     holdout_fraction: float = 0.15
     target_frr: float = 0.01
@@ -82,12 +78,6 @@ class TrainConfig:
             raise ValueError(f"k nearest {self.k_nearest} must be at least 1 (a bank of 1 always uses 1)")
         if not 1 <= self.top_k <= h * w:
             raise ValueError(f"top-k {self.top_k} must be between 1 and the {h * w} patches of the map")
-        if self.colour_window is not None:
-            ColourChannels(self.colour_window, self.colour_contrast)  # checks the window
-            if not self.whiten:
-                raise ValueError("colour channels need whitened features (their weight is set in the whitening)")
-            if self.colour_weight <= 0:
-                raise ValueError(f"colour weight {self.colour_weight} must be positive")
 
 
 @dataclass
@@ -159,44 +149,22 @@ def extract_pooled(session: ort.InferenceSession, images: np.ndarray, batch: int
     return np.concatenate(p8s), np.concatenate(p16s)
 
 
-def fit_colour(images: np.ndarray, config: TrainConfig) -> tuple[ColourChannels, np.ndarray]:
-    """The colour channels' settings (scale: unit mean-square over these images) and the channels of the
-    images (N, count, h, w)."""
-    if config.colour_window is None:
-        raise ValueError("the training config asks for no colour channels")
-    raw = ColourChannels(config.colour_window, config.colour_contrast)
-    channels = colour_channels(images, raw)
-    scale = unit_scale(channels)
-    return ColourChannels(raw.window, raw.contrast, scale), channels * scale
-
-
-def fit_head(p8: np.ndarray, p16: np.ndarray, config: TrainConfig, images: np.ndarray | None = None
-             ) -> HeadParams:
+def fit_head(p8: np.ndarray, p16: np.ndarray, config: TrainConfig) -> HeadParams:
     """Memory bank, principal axes, layer scales and (optionally) position statistics from the pooled
-    features of the good images (and, for colour channels, the images themselves: (N, H, W, 3) uint8)."""
+    features of the good images."""
     scales = layer_scales(p8, p16)
+    dim = p8.shape[1] + p16.shape[1]
     per_image = patch_features(p8, p16, scales).astype(np.float32)
-    colour = None
-    if config.colour_window is not None:
-        if images is None or len(images) != len(p8):
-            raise ValueError("colour channels: fit_head needs the images the features came from")
-        colour, channels = fit_colour(images, config)
-        n, k, h, w = channels.shape
-        per_image = np.concatenate([per_image, channels.transpose(0, 2, 3, 1).reshape(n, h * w, k)
-                                    .astype(np.float32)], axis=2)
-    dim = per_image.shape[2]
     white_mean = white = None
     if config.whiten:
         white_mean, white = whitening(per_image, seed=config.seed)
-        if colour is not None:
-            white = weight_columns(white, dim - colour.count, config.colour_weight)
         per_image = (per_image - white_mean) @ white
     x = per_image.reshape(-1, dim)
     if config.projection_dim is not None and config.projection_dim > dim:
         raise ValueError(f"projection dim {config.projection_dim} must be at most {dim}, the features' dimension")
     if config.bank_size == 1:  # one Gaussian: the Mahalanobis distance to the mean of the whitened patches
-        return _finish_head(replace(_gaussian_head(scales, dim, config), whiten_mean=white_mean, whiten=white,
-                                    colour=colour), per_image, np.full(1, -1), config)
+        return _finish_head(replace(_gaussian_head(scales, dim, config), whiten_mean=white_mean, whiten=white),
+                            per_image, np.full(1, -1), config)
     rng = np.random.default_rng(config.seed)
     chooser = x @ (rng.standard_normal((dim, SELECTION_DIM)) / np.sqrt(SELECTION_DIM)).astype(np.float32)
     with config.bar(total=min(config.bank_size, len(x)), desc="coreset", unit="entry",
@@ -211,7 +179,7 @@ def fit_head(p8: np.ndarray, p16: np.ndarray, config: TrainConfig, images: np.nd
     bank_sq = np.sum(full.astype(np.float64) ** 2, axis=1)
     head = HeadParams(scales, projection, bank.astype(np.float32), bank_sq, config.blur_sigma, config.input_size,
                       border=config.border, top_k=config.top_k, k_nearest=min(config.k_nearest, len(full)),
-                      whiten_mean=white_mean, whiten=white, colour=colour)
+                      whiten_mean=white_mean, whiten=white)
     return _finish_head(head, per_image, chosen // per_image.shape[1], config)
 
 
@@ -295,18 +263,14 @@ def _metadata(config: TrainConfig, head: HeadParams, good_dir: str | Path, sets:
                                  held_out=len(sets.hold.paths), digest=dataset_digest(sets.bank.paths)),
         head=Head(backbone=backbone_path().name,
                   backbone_sha256=hashlib.sha256(backbone_path().read_bytes()).hexdigest(),
-                  layers=[f"block4 (stride 8, {channels[0]} ch)", f"block7 (stride 16, {channels[1]} ch)"]
-                  + ([f"colour (8x8 cells, {head.colour.count} ch)"] if head.colour else []),
-                  feature_dim=sum(channels) + (head.colour.count if head.colour else 0),
+                  layers=[f"block4 (stride 8, {channels[0]} ch)", f"block7 (stride 16, {channels[1]} ch)"],
+                  feature_dim=sum(channels),
                   projection_dim=None if head.projection is None else head.projection.shape[1],
                   bank_size=len(head.bank), blur_sigma=config.blur_sigma,
                   normalisation=_normalisation_note(config, len(sets.bank.paths)) if head.position_mean is not None
                   else "none",
                   whitened=head.whiten is not None, border=head.border, top_k=head.top_k, k_nearest=head.k_nearest,
-                  preset=config.preset,
-                  colour=None if head.colour is None else ColourHead(window=head.colour.window,
-                                                                     contrast=head.colour.contrast,
-                                                                     weight=config.colour_weight)),
+                  preset=config.preset),
         tool_version=__version__)
 
 
@@ -345,7 +309,7 @@ def train(good_dir: str | Path, out: str | Path, config: TrainConfig, calib_good
     seconds["features"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    head = fit_head(p8, p16, config, sets.bank.images)
+    head = fit_head(p8, p16, config)
     seconds["coreset"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -1,4 +1,8 @@
-"""Low-frequency colour channels of the anomaly head, in numpy: the reference the ONNX graph is checked against.
+"""Low-frequency colour channels for the anomaly head, in numpy: the features `head_study.py` tried (issue 12).
+
+They did not help on the validation split (benchmarks/RESULTS.md, "Colour channels"), so they are not in the
+product; the same channels as ONNX ops inside the inspection graph, with a parity test, training and model
+metadata, are in this branch's history (commit 2e76ce4, reverted after the study).
 
 A stain or a shaded pit is a soft, low-contrast change of colour: the deep features of the backbone see it as
 the same normal variation the camera adds to every image (gain, offset, an illumination gradient). These
@@ -15,7 +19,7 @@ and a local change of colour stands out:
    change a standard deviation);
 5. the channels multiplied by ``scale`` (unit mean-square over the training patches, as the deep layers) and
    joined to the deep features before whitening; the weight of the colour channels against the deep ones is
-   folded into the whitening matrix at training (see :func:`weight_columns`).
+   folded into the whitening matrix (see :func:`weight_columns`).
 """
 
 from __future__ import annotations
