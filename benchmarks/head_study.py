@@ -525,10 +525,14 @@ def table(path: Path) -> str:
     rows = {r["variant"]: r for r in map(json.loads, path.read_text().splitlines())}
     cats = list(next(iter(rows.values()))["categories"])
     lines = ["| head | mean image AUROC | mean pixel AUROC | image AUROC, clear defects | "
-             + " | ".join(cats) + " (image AUROC) |", "|---|---|---|---|" + "---|" * len(cats)]
+             + " | ".join(cats) + " (image AUROC) | " + " | ".join(f"{k} image / pixel" for k in KEY_KINDS) + " |",
+             "|---|---|---|---|" + "---|" * (len(cats) + len(KEY_KINDS))]
     for name, r in rows.items():
+        kinds = r.get("kinds", {})
         lines.append(f"| {name} | {r['image']:.4f} | {r['pixel']:.4f} | {r['image_clear']:.4f} | "
-                     + " | ".join(f"{r['categories'][c]['image']:.3f}" for c in cats) + " |")
+                     + " | ".join(f"{r['categories'][c]['image']:.3f}" for c in cats) + " | "
+                     + " | ".join(f"{kinds[k]['image']:.3f} / {kinds[k]['pixel']:.3f}" if k in kinds else "-"
+                                  for k in KEY_KINDS) + " |")
     return "\n".join(lines)
 
 
