@@ -43,6 +43,7 @@ from inspection.model.runtime import resize_for_model  # noqa: E402
 from inspection.model.training import TrainConfig, fit_head  # noqa: E402
 
 CACHE = DATA / "head_cache"
+SURFACES: Path | None = None  # another generated copy of the set (--surfaces); None: the protocol's own
 EVAL_SIZE = 256  # pixel metrics at the source images' size
 KEY_KINDS = ("stain", "ds_stain", "pit")  # the kinds the colour channels are for
 TAPS = {"b2": "/_blocks.2/Add_output_0", "b6": "/_blocks.6/Add_output_0"}
@@ -179,7 +180,7 @@ def load_category(cat: str, size: int, photometric: str = "none") -> tuple[Split
     CACHE.mkdir(parents=True, exist_ok=True)
     file = CACHE / (f"{cat}_{size}.npz" if photometric == "none" else f"{cat}_{size}_{photometric}.npz")
     cells_file = CACHE / f"{cat}_{size}_cells.npz"
-    root = real_surfaces() / cat
+    root = (SURFACES or real_surfaces()) / cat
     vpaths, labels, masks, meta = _labelled(root / "validation")
     if not cells_file.exists():
         np.savez(cells_file, t=_cells(list_images(root / "train" / "good"), size), v=_cells(vpaths, size))
@@ -503,6 +504,8 @@ VARIANTS = [
             contrast=True, stats_images=48),
     Variant("colour C: coreset 1,024, border 1, k=3, colour 9x9 + contrast, weight 2", k=3, border=1,
             colour_window=9, contrast=True, colour_weight=2.0, stats_images=48),
+    Variant("colour C: coreset 1,024, border 1, k=3, colour 9x9 + contrast, weight 4", k=3, border=1,
+            colour_window=9, contrast=True, colour_weight=4.0, stats_images=48),
 ]
 
 
@@ -545,7 +548,13 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="compare the baseline with the training code")
     parser.add_argument("--out", type=Path, default=DATA / "head_study.jsonl")
     parser.add_argument("--table", action="store_true", help="print the recorded lines as a Markdown table")
+    parser.add_argument("--surfaces", type=Path, default=None,
+                        help="another generated copy of the real-surfaces set (its features cached apart)")
     args = parser.parse_args()
+    global CACHE, SURFACES
+    if args.surfaces is not None:
+        SURFACES = args.surfaces.resolve()
+        CACHE = DATA / f"head_cache_{SURFACES.name}"
     cats = args.categories.split(",")
     if args.table:
         print(table(args.out))
