@@ -44,6 +44,7 @@ from inspection.model.training import TrainConfig, fit_head  # noqa: E402
 
 CACHE = DATA / "head_cache"
 SURFACES: Path | None = None  # another generated copy of the set (--surfaces); None: the protocol's own
+SPLIT = "validation"  # the split variants are scored on (--split test only to confirm a choice)
 EVAL_SIZE = 256  # pixel metrics at the source images' size
 KEY_KINDS = ("stain", "ds_stain", "pit")  # the kinds the colour channels are for
 TAPS = {"b2": "/_blocks.2/Add_output_0", "b6": "/_blocks.6/Add_output_0"}
@@ -175,12 +176,14 @@ def _labelled(root: Path) -> tuple[list[Path], list[int], list[np.ndarray], list
     return paths, labels, masks, meta
 
 
-def load_category(cat: str, size: int, photometric: str = "none") -> tuple[Split, Split]:
+def load_category(cat: str, size: int, photometric: str = "none", split: str | None = None) -> tuple[Split, Split]:
     """(train, validation) features of a category at an input size, from the cache or computed once."""
     CACHE.mkdir(parents=True, exist_ok=True)
     file = CACHE / (f"{cat}_{size}.npz" if photometric == "none" else f"{cat}_{size}_{photometric}.npz")
     cells_file = CACHE / f"{cat}_{size}_cells.npz"
     root = (SURFACES or real_surfaces()) / cat
+    if (split or SPLIT) == "test":  # the training images' features from the validation cache, the test split's apart
+        return _test_split(cat, size, photometric, root, load_category(cat, size, photometric, "validation")[0])
     vpaths, labels, masks, meta = _labelled(root / "validation")
     if not cells_file.exists():
         np.savez(cells_file, t=_cells(list_images(root / "train" / "good"), size), v=_cells(vpaths, size))
@@ -200,6 +203,18 @@ def load_category(cat: str, size: int, photometric: str = "none") -> tuple[Split
                 np.array([m["snr"] for m in meta]), np.array([m["subtle"] for m in meta]),
                 np.array([m["kind"] for m in meta]), cells["v"])
     return train, val
+
+
+def _test_split(cat: str, size: int, photometric: str, root: Path, train: Split) -> tuple[Split, Split]:
+    file = CACHE / f"{cat}_{size}_{photometric}_test.npz"
+    paths, labels, masks, meta = _labelled(root)
+    if not file.exists():
+        v8, v16, vx = _extract(_feature_session(size, photometric), paths, size)
+        np.savez(file, v8=v8, v16=v16, cells=_cells(paths, size), **{f"v_{k}": v for k, v in vx.items()})
+    z = np.load(file)
+    return train, Split(z["v8"], z["v16"], {k: z[f"v_{k}"] for k in TAPS}, np.array(labels), np.stack(masks),
+                        np.array([m["snr"] for m in meta]), np.array([m["subtle"] for m in meta]),
+                        np.array([m["kind"] for m in meta]), z["cells"])
 
 
 @dataclass(frozen=True)
@@ -506,6 +521,8 @@ VARIANTS = [
             colour_window=9, contrast=True, colour_weight=2.0, stats_images=48),
     Variant("colour C: coreset 1,024, border 1, k=3, colour 9x9 + contrast, weight 4", k=3, border=1,
             colour_window=9, contrast=True, colour_weight=4.0, stats_images=48),
+    Variant("colour C: coreset 1,024, border 1, k=3, colour 9x9 + contrast, weight 8", k=3, border=1,
+            colour_window=9, contrast=True, colour_weight=8.0, stats_images=48),
 ]
 
 
@@ -548,10 +565,13 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="compare the baseline with the training code")
     parser.add_argument("--out", type=Path, default=DATA / "head_study.jsonl")
     parser.add_argument("--table", action="store_true", help="print the recorded lines as a Markdown table")
+    parser.add_argument("--split", choices=["validation", "test"], default="validation",
+                        help="score on the test split (only to confirm a choice made on validation)")
     parser.add_argument("--surfaces", type=Path, default=None,
                         help="another generated copy of the real-surfaces set (its features cached apart)")
     args = parser.parse_args()
-    global CACHE, SURFACES
+    global CACHE, SURFACES, SPLIT
+    SPLIT = args.split
     if args.surfaces is not None:
         SURFACES = args.surfaces.resolve()
         CACHE = DATA / f"head_cache_{SURFACES.name}"
