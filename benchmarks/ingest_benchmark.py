@@ -122,7 +122,9 @@ class _CountingStream(asyncio.Protocol):
         n = len(self.PATTERN) - 1
         edge = self.tail + data[:n]  # a frame name split across two reads
         self.events += data.count(self.PATTERN) + edge.count(self.PATTERN)
-        self.dropped += data.count(b"event: dropped")
+        # `event: dropped` ends a stream (only its data line and the chunked terminator follow it), so it is
+        # looked for in the last bytes only: one scan of each read, not two
+        self.dropped = self.dropped or int(b"event: dropped" in (self.tail + data[-128:]))
         self.tail = data[-n:]
         if not self.announced and b": connected" in data:
             self.announced = True
