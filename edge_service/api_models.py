@@ -106,7 +106,7 @@ LiveFields = Literal["full", "slim"]
 
 class LiveEventSlim(BaseModel):
     """What the live stream sends for each newly stored result with ``fields=slim``: only what a live display
-    needs, about a third of the bytes of a LiveEvent. The whole record is ``GET /api/v1/results/{inspection_id}``
+    needs, about 40 % of the bytes of a LiveEvent. The whole record is ``GET /api/v1/results/{inspection_id}``
     and its images ``GET /api/v1/results/{inspection_id}/images/{kind}``. The fields keep the order they have in
     the published record (station_path last), so a stored result is framed straight from its own JSON."""
 

@@ -21,7 +21,7 @@ KEEPALIVE_S = 15.0
 KEEPALIVE = b": keepalive\n\n"
 SHUTDOWN = b"event: shutdown\ndata: the service is stopping\n\n"
 FIELDS_HELP = ("`full` (default): each event is a LiveEvent, the whole published record with `station_path`; `slim`: "
-               "only what a live display needs, about a third of the bytes: " + ", ".join(LiveEventSlim.model_fields)
+               "only what a live display needs, about 40 % of the bytes: " + ", ".join(LiveEventSlim.model_fields)
                + " (the whole record is GET /api/v1/results/{inspection_id}, its images "
                "GET /api/v1/results/{inspection_id}/images/{kind})")
 
