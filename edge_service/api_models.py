@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime
 from typing import Literal
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from edge_service.ingest_rules import IngestResult, Line64, Line128, Line330, Text2000
 from edge_service.settings import MAX_BATCH
-from inspection.schema import SEGMENT, STATION_LEVELS, InspectionResult
+from inspection.schema import SEGMENT, STATION_LEVELS, InspectionResult, Region, Verdict
 
 ReviewDecision = Literal["confirmed_defect", "false_alarm", "unsure"]
 ReviewState = Literal["unreviewed", "confirmed_defect", "false_alarm", "unsure"]
@@ -97,6 +98,28 @@ class ResultPage(BaseModel):
 class LiveEvent(InspectionResult):
     """What the live stream sends for each newly stored result."""
 
+    station_path: str
+
+
+LiveFields = Literal["full", "slim"]
+
+
+class LiveEventSlim(BaseModel):
+    """What the live stream sends for each newly stored result with ``fields=slim``: only what a live display
+    needs, about 40 % of the bytes of a LiveEvent. The whole record is ``GET /api/v1/results/{inspection_id}``
+    and its images ``GET /api/v1/results/{inspection_id}/images/{kind}``. The fields keep the order they have in
+    the published record (station_path last), so a stored result is framed straight from its own JSON."""
+
+    inspection_id: uuid.UUID
+    part_id: str | None = None
+    captured_at: datetime | None = None
+    inspected_at: datetime
+    verdict: Verdict
+    score: float
+    threshold: float
+    image_width: int
+    image_height: int
+    regions: list[Region]
     station_path: str
 
 

@@ -59,12 +59,15 @@ _CONTROL_BUT_LAYOUT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # ta
 
 
 def _clean(v: str, control: re.Pattern[str]) -> str:
-    try:
-        v.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("contains a lone surrogate (not valid Unicode)") from None
-    found = sorted({f"U+{ord(c):04X}" for c in control.findall(v)})
-    if found:
+    """Runs for every string of every ingested result: the common case (ASCII, no control character) costs a
+    flag check and one regex scan."""
+    if not v.isascii():  # an ASCII string has no surrogate
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("contains a lone surrogate (not valid Unicode)") from None
+    if control.search(v) is not None:
+        found = sorted({f"U+{ord(c):04X}" for c in control.findall(v)})
         raise ValueError(f"contains control characters ({', '.join(found[:5])})")
     return v
 

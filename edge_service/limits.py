@@ -138,6 +138,9 @@ class BodyLimit:
                                                                "(the body was not read)", headers=_CLOSE)
             await refusal(scope, receive, send)
             return
+        if not headers.has_body:  # no Content-Length and not chunked: no body (HTTP/1.1), nothing to count; and a
+            await self.app(scope, receive, send)  # live stream's every send skips one more wrapper
+            return
         counted = _CountedBody(receive, send, limit)
         try:
             await self.app(scope, counted.receive, counted.send)

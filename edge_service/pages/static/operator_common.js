@@ -42,7 +42,8 @@
     attempt();
   }
 
-  // The live stream for a station prefix. handlers: onEvent(result), onConnected(), onState(live, why).
+  // The live stream for a station prefix, in its slim form (what these pages show: ids, station, part, times,
+  // verdict, score, threshold, image size, regions). handlers: onEvent(result), onConnected(), onState(live, why).
   function openFeed(prefix, handlers) {
     let controller = null, up = false, lastByte = 0, stopped = false;
     const timeoutMs = cfg.feedTimeoutSeconds * 1000;
@@ -52,7 +53,7 @@
       while (!stopped) {
         controller = new AbortController();
         try {
-          const q = "?heartbeat=" + cfg.heartbeatSeconds + (prefix ? "&station=" + encodeURIComponent(prefix) : "");
+          const q = "?fields=slim&heartbeat=" + cfg.heartbeatSeconds + (prefix ? "&station=" + encodeURIComponent(prefix) : "");
           const res = await fetch("/api/v1/stream" + q, { credentials: "same-origin", signal: controller.signal });
           if (res.status === 401) throw new NeedLogin("session ended: log in again");
           if (!res.ok || !res.body) throw new Error("live feed: HTTP " + res.status);
