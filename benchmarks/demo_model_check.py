@@ -52,7 +52,8 @@ class PartCheck:
     escapes_per_kind: dict[str, str]
     demo_pool_false_rejects: str
     demo_pool_escapes: str
-    demo_fail_share: float  # the FAIL share `inspection demo` delivers at the defect rate asked for
+    demo_fail_share: float | None  # the FAIL share `inspection demo` delivers at its defect rate (None: fewer
+    # parts checked than its pool holds)
     good_score_p50: float
     good_score_max: float
     seconds: float
@@ -95,18 +96,26 @@ def check_part(part: str, model_path: Path, n_good: int, n_defective: int, seed:
     per_kind = {k: f"{int(passed[kinds == k].sum())}/{int((kinds == k).sum())}" for k in DEFECT_KINDS}
     pool_bad = defective_in_pool(DEMO_POOL)
     pool_good = DEMO_POOL - pool_bad
-    pool_frr = float(rejected[:pool_good].mean()) if n_good >= pool_good else float("nan")
-    pool_escape = float(passed[:pool_bad].mean()) if n_defective >= pool_bad else float("nan")
+    whole_pool = n_good >= pool_good and n_defective >= pool_bad
+    pool_frr, pool_escape = float(rejected[:pool_good].mean()), float(passed[:pool_bad].mean())
     return PartCheck(
-        part=part, model=str(model_path), threshold=model.threshold, good=n_good,
-        false_rejects=int(rejected.sum()), frr=float(rejected.mean()) if n_good else float("nan"),
+        part=part, model=_shown(model_path), threshold=model.threshold, good=n_good,
+        false_rejects=int(rejected.sum()), frr=float(rejected.mean()),
         frr_ci95=clopper_pearson(int(rejected.sum()), n_good), defective=n_defective, escapes=int(passed.sum()),
-        escape_rate=float(passed.mean()) if n_defective else float("nan"), escapes_per_kind=per_kind,
+        escape_rate=float(passed.mean()), escapes_per_kind=per_kind,
         demo_pool_false_rejects=f"{int(rejected[:pool_good].sum())}/{min(pool_good, n_good)}",
         demo_pool_escapes=f"{int(passed[:pool_bad].sum())}/{min(pool_bad, n_defective)}",
-        demo_fail_share=(1 - defect_rate) * pool_frr + defect_rate * (1 - pool_escape),
+        demo_fail_share=(1 - defect_rate) * pool_frr + defect_rate * (1 - pool_escape) if whole_pool else None,
         good_score_p50=float(np.median(good)), good_score_max=float(good.max()),
         seconds=time.perf_counter() - t)
+
+
+def _shown(path: Path) -> str:
+    """A model's path as recorded: relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(HERE.parent))
+    except ValueError:
+        return str(path)
 
 
 def _model_overrides(items: list[str]) -> dict[str, Path]:
@@ -131,8 +140,8 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], metavar="PART=FILE", help="another model for a part")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "demo_model_check.json")
     args = ap.parse_args()
-    if args.good < 1 or args.defective < 0:
-        raise SystemExit("--good must be at least 1 and --defective at least 0")
+    if args.good < 1 or args.defective < 1:
+        raise SystemExit(f"--good {args.good} --defective {args.defective}: both must be at least 1")
     overrides = _model_overrides(args.model)
     checks = [check_part(p, overrides.get(p, demo_model_path(p)), args.good, args.defective, args.seed,
                          args.defect_rate) for p in args.part or PART_TYPES]
@@ -141,8 +150,9 @@ def main() -> None:
         print(f"{c.part}: threshold {c.threshold:.4f}; FRR {c.false_rejects}/{c.good} = {c.frr:.1%} "
               f"(95 % CI {lo:.1%}-{hi:.1%}); escapes {c.escapes}/{c.defective} = {c.escape_rate:.1%} "
               f"({', '.join(f'{k} {v}' for k, v in c.escapes_per_kind.items())}); demo pool: "
-              f"{c.demo_pool_false_rejects} good rejected, {c.demo_pool_escapes} defective passed -> "
-              f"{c.demo_fail_share:.1%} FAIL at defect rate {args.defect_rate:g}; {c.seconds:.0f} s")
+              f"{c.demo_pool_false_rejects} good rejected, {c.demo_pool_escapes} defective passed"
+              + (f" -> {c.demo_fail_share:.1%} FAIL at defect rate {args.defect_rate:g}" if c.demo_fail_share
+                 is not None else " (fewer parts than its pool of 40)") + f"; {c.seconds:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "seed": args.seed, "defect_rate": args.defect_rate, "checks": [asdict(c) for c in checks],
