@@ -49,7 +49,8 @@ bench: venv services
 # deterministic, kept out of git): per part 400 good images for the memory bank, 400 other good images to place
 # the 1 % false-reject threshold on, and 10 images of each defect kind for the calibration report. The
 # evaluation set (`inspection dataset generate`, seed 7) and the simulated line (seed 0) share no image with it.
-# The images are generated again only when the generator changes.
+# The images are generated again only when the generator changes (or build/demo-models is removed: do so after
+# changing the counts or the seed below).
 DEMO_DATA := build/demo-models
 
 $(DEMO_DATA)/.generated: inspection/evaluation/synthetic.py | $(STAMP)
