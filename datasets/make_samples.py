@@ -1,7 +1,8 @@
 """Regenerate the committed sample datasets in datasets/samples/ (deterministic: same seed, same pixels).
 
 The samples are the first images of the full generated line (`inspection dataset generate`, seed 7): the
-shipped demo models are trained on their train/good, and the tests use them as a small labelled set.
+tests use them as a small labelled set. (The shipped demo models are not trained on them: `make demo-models`
+generates its own, larger line at build time; see models/demo_models.md.)
 
     python datasets/make_samples.py
 """

@@ -20,6 +20,8 @@ from inspection.bench.provenance import provenance
 from inspection.bench.stats import Budget, BudgetError, summarize
 from inspection.bench.variants import rank_correlation
 from inspection.cli import app
+from inspection.imaging import list_images
+from inspection.model.metadata import read_metadata
 from inspection.model.shipped import default_model_path, demo_model_path
 
 runner = CliRunner()
@@ -192,8 +194,13 @@ def test_int8_variant_rebuilt_from_good_images_with_agreement_speed_and_accuracy
     sp = report["int8_speed"][0]
     assert sp["p50_ratio"] == pytest.approx(sp["int8_p50_ms"] / sp["fp32_p50_ms"])
     acc = report["int8_accuracy"]
-    assert acc["good"] == 20 and acc["defects"] > 0 and acc["fp32_image_auroc"] > 0.9 and acc["int8_image_auroc"] > 0.9
-    assert "int8 vs fp32" in res.output and "image AUROC on 20 held-out good" in res.output
+    # the fp32 model's own hold-out fraction of --good (the shipped model's: its held-out / all good images)
+    trained = read_metadata(default_model_path()).training_set
+    fraction = trained.held_out / (trained.images + trained.held_out)
+    held_out = round(len(list_images(flange / "train" / "good")) * fraction)
+    assert acc["good"] == held_out and acc["defects"] > 0
+    assert acc["fp32_image_auroc"] > 0.9 and acc["int8_image_auroc"] > 0.9
+    assert "int8 vs fp32" in res.output and f"image AUROC on {held_out} held-out good" in res.output
 
 
 def test_int8_variant_errors(tmp_path, small_model):

@@ -6,6 +6,7 @@ shadow), rollback, bad input with nothing half-applied, and the audit trail."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import models_support as ms
 import pytest
@@ -59,7 +60,8 @@ def test_upload_list_get_download_and_roles(service):
     assert (got["name"], got["version"], got["sha256"], got["size_bytes"]) == ("demo_flange", "1", sha, len(data))
     assert got["uploaded_by"] == "test-qa" and got["note"] == "first demo"
     assert got["card"] == ms.card_of(data) and got["card"]["threshold"] > 0
-    assert got["card"]["good_scores"]["count"] == 20 and got["card"]["calibration"]["policy"] == "frr"
+    calibrated_on = json.loads(ms.FLANGE.with_name("demo_flange.calibration.json").read_text())["good_count"]
+    assert got["card"]["good_scores"]["count"] == calibrated_on and got["card"]["calibration"]["policy"] == "frr"
     assert got["download_url"] == "/api/v1/models/demo_flange/1/file"
     assert _files(service) == [f"{sha}.onnx"]
     again = _upload(service, data)  # the same bytes: the stored version, no second row or audit entry

@@ -10,6 +10,26 @@ from inspection.evaluation.synthetic import DEFECT_KINDS, make_part, rng_for
 from inspection.sources.frame import Frame, FrameIds, now
 
 
+def defective_in_pool(pool_size: int) -> int:
+    """How many of a simulated line's ``pool_size`` distinct parts are defective (the rest are good)."""
+    return max(len(DEFECT_KINDS), pool_size // 4)
+
+
+def line_parts(part_type: str, seed: int, count: int, defective: bool, size: int = 256) -> list[np.ndarray]:
+    """The first ``count`` good (or defective: the kinds in turn) parts of the simulated line with this seed.
+
+    Each part is drawn from its own seed, so these are the very images a :class:`SimulatedLine` of that seed
+    takes its parts from: its pool is the first ``pool_size - defective_in_pool(pool_size)`` good parts and the
+    first ``defective_in_pool(pool_size)`` defective ones, whatever the pool size.
+    """
+    if count < 0:
+        raise ValueError(f"part count {count} must not be negative")
+    if not defective:
+        return [make_part(part_type, rng_for(seed, "sim", "good", i), None, size).image for i in range(count)]
+    kinds = [DEFECT_KINDS[i % len(DEFECT_KINDS)] for i in range(count)]
+    return [make_part(part_type, rng_for(seed, "sim", kind, i), kind, size).image for i, kind in enumerate(kinds)]
+
+
 class SimulatedLine:
     """The synthetic line: parts arrive at ``rate`` per second, a ``defect_rate`` share of them defective.
 
@@ -41,12 +61,9 @@ class SimulatedLine:
 
     def open(self) -> None:
         if not self.good:
-            n_bad = max(len(DEFECT_KINDS), self.pool_size // 4)
-            for i in range(self.pool_size - n_bad):
-                self.good.append(make_part(self.part_type, rng_for(self.seed, "sim", "good", i), None, self.size).image)
-            for i in range(n_bad):
-                kind = DEFECT_KINDS[i % len(DEFECT_KINDS)]
-                self.bad.append(make_part(self.part_type, rng_for(self.seed, "sim", kind, i), kind, self.size).image)
+            n_bad = defective_in_pool(self.pool_size)
+            self.good = line_parts(self.part_type, self.seed, self.pool_size - n_bad, defective=False, size=self.size)
+            self.bad = line_parts(self.part_type, self.seed, n_bad, defective=True, size=self.size)
         self.next_at = time.monotonic()
 
     def read(self, timeout: float) -> Frame | None:
