@@ -47,7 +47,7 @@ def _run_line(tmp_path, service, band: float) -> None:
     cfg.write_text(cfg.read_text().replace("[images]\n", f"[images]\nkeep_pass_fraction = 0.0\n"
                                            f"keep_near_threshold = {band}\n", 1))
     env = {**os.environ, "INSPECTION_SERVICE_TOKEN": service.edge}
-    res = subprocess.run([*CLI, "run", "--config", str(cfg), "--duration", "6", "--flush-timeout", "30"],
+    res = subprocess.run([*CLI, "run", "--config", str(cfg), "--duration", "12", "--flush-timeout", "30"],
                          env=env, capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "undelivered: http 0" in res.stdout, res.stdout
