@@ -1,0 +1,268 @@
+"""Study of the EfficientNet-Lite backbones and of the memory bank's size up to the full bank (every training
+patch), on the VALIDATION split of the real-surfaces set (issue 12, item 3).
+
+Each line is a backbone (Lite0 = the shipped `models/efficientnet_lite0_features.onnx`; Lite1/Lite2 exported
+by `models/export_backbone.py --variant liteN` into ``--backbones``, not shipped), an input size and a head
+fitted with the training code (:func:`inspection.model.training.fit_head` with a preset's settings, bank size
+overridden where the line says so). The pooled features of the training feature graph
+(:func:`inspection.model.graph.feature_graph`) are cached per backbone, category and size under
+``benchmarks/.data/backbone_cache``; scoring uses `benchmarks/head_study.py`'s float32 numpy code (its
+:func:`evaluate`: image AUROC = maximum of the upsampled map after the border, pixel AUROC over all
+validation pixels at 256 px). ``--check`` compares that scoring with the training code's numpy reference.
+``--latency`` builds each line's inspection graph (:func:`inspection.model.graph.inspection_graph`) from one
+category's head and times ``session.run`` at 1 thread, all lines interleaved round by round, wall and
+process-CPU time, with the load average beside.
+
+    python models/export_backbone.py --variant lite1 --out benchmarks/.data/backbones/efficientnet_lite1_features.onnx
+    python benchmarks/backbone_study.py [--lines "substr;substr"] [--categories a,b] [--check] [--table]
+    python benchmarks/backbone_study.py --latency [--lines ...] [--runs 40 --repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from benchmarks.accuracy_protocol import DATA, cpu_flags, real_surfaces  # noqa: E402
+from benchmarks.head_study import Fitted, Split, Variant, _labelled, evaluate  # noqa: E402
+from datasets.real_surfaces import load_manifest  # noqa: E402
+from inspection.imaging import list_images, load_image  # noqa: E402
+from inspection.model.anomaly_head import HeadParams, nearest_distances, patch_features, patch_map_to_outputs  # noqa: E402
+from inspection.model.presets import preset_settings  # noqa: E402
+from inspection.model.runtime import resize_for_model, session_options  # noqa: E402
+from inspection.model.shipped import backbone_path  # noqa: E402
+from inspection.model.training import TrainConfig, extract_pooled, fit_head  # noqa: E402
+
+CACHE = DATA / "backbone_cache"
+BACKBONES = DATA / "backbones"
+FULL_BANK = 10**9  # a bank size above any patch count: the greedy coreset then keeps every training patch
+
+
+@dataclass(frozen=True)
+class Line:
+    name: str
+    backbone: str  # lite0 | lite1 | lite2
+    preset: str  # fast | balanced: the head's settings
+    size: int = 256
+    overrides: dict = field(default_factory=dict)  # TrainConfig fields changed against the preset
+
+    def config(self) -> TrainConfig:
+        settings = preset_settings(self.preset) | {"input_size": (self.size, self.size)} | self.overrides
+        return TrainConfig(name="backbone-study", progress=False, **settings)
+
+
+LINES = [
+    Line("Lite0, fast", "lite0", "fast"),
+    Line("Lite0, balanced", "lite0", "balanced"),
+    Line("Lite1, fast", "lite1", "fast"),
+    Line("Lite1, balanced", "lite1", "balanced"),
+    Line("Lite2, fast", "lite2", "fast"),
+    Line("Lite2, balanced", "lite2", "balanced"),
+    Line("Lite0, coreset 4,096, k=3", "lite0", "balanced", overrides={"bank_size": 4096}),
+    Line("Lite0, coreset 8,192, k=3", "lite0", "balanced", overrides={"bank_size": 8192}),
+    Line("Lite0, full bank, k=1", "lite0", "balanced", overrides={"bank_size": FULL_BANK, "k_nearest": 1}),
+    Line("Lite0, full bank, k=3", "lite0", "balanced", overrides={"bank_size": FULL_BANK}),
+    Line("Lite1 at 240 px (native), fast", "lite1", "fast", size=240),
+    Line("Lite1 at 240 px (native), balanced", "lite1", "balanced", size=240),
+    Line("Lite2 at 272 px, fast", "lite2", "fast", size=272),
+    Line("Lite2 at 272 px, balanced", "lite2", "balanced", size=272),
+]
+
+
+def backbone_file(name: str, exported: Path) -> Path:
+    """The shipped Lite0, or an exported Lite1/Lite2 (FileNotFoundError saying how to make it)."""
+    if name == "lite0":
+        return backbone_path()
+    path = exported / f"efficientnet_{name}_features.onnx"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: export it first: python models/export_backbone.py --variant {name} "
+                                f"--out {path}")
+    return path
+
+
+def _pooled(session, paths: list[Path], size: int) -> tuple[np.ndarray, np.ndarray]:
+    images = np.stack([resize_for_model(load_image(p), (size, size)) for p in paths])
+    return extract_pooled(session, images, 16, progress=False)
+
+
+def load_features(backbone: str, exported: Path, cat: str, size: int) -> tuple[Split, Split]:
+    """(train, validation) pooled features of a category with a backbone at an input size (cached)."""
+    import onnx
+    import onnxruntime as ort
+
+    from inspection.model.graph import feature_graph
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    file = CACHE / f"{backbone}_{cat}_{size}.npz"
+    root = real_surfaces() / cat
+    vpaths, labels, masks, meta = _labelled(root / "validation")
+    if not file.exists():
+        graph = feature_graph(onnx.load(str(backbone_file(backbone, exported))), (size, size))
+        session = ort.InferenceSession(graph.SerializeToString(), session_options(2),
+                                       providers=["CPUExecutionProvider"])
+        t8, t16 = _pooled(session, list_images(root / "train" / "good"), size)
+        v8, v16 = _pooled(session, vpaths, size)
+        np.savez(file, t8=t8, t16=t16, v8=v8, v16=v16)
+    z = np.load(file)
+    n = len(z["t8"])
+    train = Split(z["t8"], z["t16"], {}, np.zeros(n, int), np.zeros((0, 256, 256), bool), np.zeros(n),
+                  np.zeros(n, bool), np.array(["good"] * n))
+    val = Split(z["v8"], z["v16"], {}, np.array(labels), np.stack(masks), np.array([m["snr"] for m in meta]),
+                np.array([m["subtle"] for m in meta]), np.array([m["kind"] for m in meta]))
+    return train, val
+
+
+def as_fitted(head: HeadParams, config: TrainConfig) -> Fitted:
+    """The training code's head in head_study's scoring form (same parameters, float32 search)."""
+    v = Variant("backbone-study", size=config.input_size[0], bank=len(head.bank), k=head.k_nearest,
+                border=head.border, normalise=head.position_mean is not None, whiten=head.whiten is not None,
+                top_k=head.top_k)
+    stats = None if head.position_mean is None or head.position_std is None else (
+        head.position_mean, head.position_std)
+    return Fitted(v, list(head.layer_scales), head.whiten_mean, head.whiten, head.bank.astype(np.float32),
+                  head.bank_sq.astype(np.float32), head.projection, stats=stats)
+
+
+def check(train: Split, val: Split, line: Line) -> float:
+    """Largest image-score difference between head_study's float32 scoring and the numpy reference."""
+    config = line.config()
+    head = fit_head(train.p8, train.p16, config)
+    f = as_fitted(head, config)
+    from benchmarks.head_study import distances, features
+    part = Split(val.p8[:4], val.p16[:4], {}, val.labels[:4], val.masks[:4], val.snr[:4], val.subtle[:4],
+                 val.kinds[:4])
+    d = distances(features(part, f), f)
+    h = config.input_size[0] // 8
+    x = head.transform(patch_features(part.p8.astype(np.float64), part.p16.astype(np.float64), head.layer_scales))
+    _, ref = patch_map_to_outputs(nearest_distances(x, head).reshape(4, 1, h, -1), head)
+    _, mine = patch_map_to_outputs(d.reshape(4, 1, h, -1).astype(np.float64), head)
+    return float(np.max(np.abs(mine - ref)))
+
+
+def study(lines: list[Line], cats: list[str], exported: Path, out: Path) -> None:
+    for line in lines:
+        row: dict = {"line": line.name, "backbone": line.backbone, "size": line.size, "categories": {}}
+        t = time.perf_counter()
+        for cat in cats:
+            train, val = load_features(line.backbone, exported, cat, line.size)
+            config = line.config()
+            fit_t = time.perf_counter()
+            head = fit_head(train.p8, train.p16, config)
+            fit_s = time.perf_counter() - fit_t
+            row["categories"][cat] = evaluate(as_fitted(head, config), val) | {
+                "bank": len(head.bank), "fit_s": round(fit_s, 1)}
+        for key in ("image", "pixel", "image_clear"):
+            row[key] = float(np.mean([c[key] for c in row["categories"].values()]))
+        row["seconds"] = round(time.perf_counter() - t, 1)
+        row["load_average"] = round(os.getloadavg()[0], 1)
+        print(f"{line.name:40s} img {row['image']:.4f} pix {row['pixel']:.4f} clear {row['image_clear']:.4f} "
+              + " ".join(f"{c[:4]} {m['image']:.3f}" for c, m in row["categories"].items())
+              + f"  ({row['seconds']} s, load {row['load_average']})", flush=True)
+        with out.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
+def latency(lines: list[Line], cat: str, exported: Path, runs: int, repeats: int, out: Path) -> None:
+    """Each line's whole inspection graph at 1 thread, timed interleaved: for each repeat, every line runs
+    ``runs`` times in turn; per line the median over repeats of each repeat's p50 / p90."""
+    import onnx
+    import onnxruntime as ort
+
+    from inspection.model.graph import inspection_graph
+
+    sessions, images = {}, {}
+    image = load_image(list_images(real_surfaces() / cat / "validation" / "test" / "good")[0])
+    for line in lines:
+        train, _ = load_features(line.backbone, exported, cat, line.size)
+        head = fit_head(train.p8, train.p16, line.config())
+        graph = inspection_graph(onnx.load(str(backbone_file(line.backbone, exported))), head)
+        sessions[line.name] = ort.InferenceSession(graph.SerializeToString(), session_options(1),
+                                                   providers=["CPUExecutionProvider"])
+        images[line.name] = resize_for_model(image, (line.size, line.size))[None]
+        for _ in range(5):  # warm-up
+            sessions[line.name].run(None, {"image": images[line.name]})
+    per: dict[str, list[dict]] = {line.name: [] for line in lines}
+    loads = []
+    for _ in range(repeats):
+        for line in lines:
+            wall, cpu = np.empty(runs), np.empty(runs)
+            for i in range(runs):
+                t, c = time.perf_counter(), time.process_time()
+                sessions[line.name].run(None, {"image": images[line.name]})
+                wall[i], cpu[i] = time.perf_counter() - t, time.process_time() - c
+            per[line.name].append({f"{n}{q}": float(np.percentile(v, q) * 1e3)
+                                   for n, v in (("p", wall), ("cpu_p", cpu)) for q in (50, 90)})
+        loads.append(os.getloadavg()[0])
+    for line in lines:
+        row = {"line": line.name, "latency": True, "threads": 1, "runs": runs, "repeats": repeats,
+               "load_average": [round(min(loads), 1), round(max(loads), 1)], "isa": cpu_flags()}
+        row |= {f"{k}_ms": round(statistics.median(r[k] for r in per[line.name]), 2) for k in per[line.name][0]}
+        print(json.dumps(row), flush=True)
+        with out.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
+def table(path: Path) -> str:
+    """The recorded lines (the last accuracy and latency row per line) as a Markdown table."""
+    acc: dict[str, dict] = {}
+    lat: dict[str, dict] = {}
+    for r in map(json.loads, path.read_text().splitlines()):
+        (lat if r.get("latency") else acc)[r["line"]] = r
+    cats = list(next(iter(acc.values()))["categories"])
+    lines = ["| line | mean image AUROC | mean pixel AUROC | image AUROC, clear | " + " | ".join(cats)
+             + " (image / pixel AUROC) | CPU p50 / p90 ms (1 thread) |",
+             "|---|---|---|---|" + "---|" * len(cats) + "---|"]
+    for name, r in acc.items():
+        t = lat.get(name)
+        timing = f"{t['cpu_p50_ms']:.1f} / {t['cpu_p90_ms']:.1f}" if t else "not timed"
+        lines.append(f"| {name} | {r['image']:.4f} | {r['pixel']:.4f} | {r['image_clear']:.4f} | "
+                     + " | ".join(f"{r['categories'][c]['image']:.3f} / {r['categories'][c]['pixel']:.3f}"
+                                  for c in cats) + f" | {timing} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", default="", help="substrings of line names, separated by ';' (default all)")
+    parser.add_argument("--categories", default=",".join(load_manifest()["categories"]))
+    parser.add_argument("--backbones", type=Path, default=BACKBONES, help="folder of the exported Lite1/Lite2")
+    parser.add_argument("--out", type=Path, default=DATA / "backbone_study.jsonl")
+    parser.add_argument("--check", action="store_true", help="compare the scoring with the numpy reference")
+    parser.add_argument("--latency", action="store_true", help="time each line's graph (first category's head)")
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--table", action="store_true", help="print the recorded lines as a Markdown table")
+    args = parser.parse_args()
+    if args.table:
+        print(table(args.out))
+        return
+    cats = args.categories.split(",")
+    wanted = [w for w in args.lines.split(";") if w]
+    chosen = [line for line in LINES if not wanted or any(w in line.name for w in wanted)]
+    if not chosen:
+        parser.error(f"no line matches {args.lines!r}; lines: {'; '.join(line.name for line in LINES)}")
+    if args.check:
+        for line in chosen:
+            train, val = load_features(line.backbone, args.backbones, cats[0], line.size)
+            print(f"{line.name}: largest image-score difference against the numpy reference "
+                  f"{check(train, val, line):.2e}")
+        return
+    if args.latency:
+        latency(chosen, cats[0], args.backbones, args.runs, args.repeats, args.out)
+        return
+    study(chosen, cats, args.backbones, args.out)
+
+
+if __name__ == "__main__":
+    main()
