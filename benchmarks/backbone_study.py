@@ -73,10 +73,6 @@ LINES = [
     Line("Lite0, coreset 8,192, k=3", "lite0", "balanced", overrides={"bank_size": 8192}),
     Line("Lite0, full bank, k=1", "lite0", "balanced", overrides={"bank_size": FULL_BANK, "k_nearest": 1}),
     Line("Lite0, full bank, k=3", "lite0", "balanced", overrides={"bank_size": FULL_BANK}),
-    Line("Lite1 at 240 px (native), fast", "lite1", "fast", size=240),
-    Line("Lite1 at 240 px (native), balanced", "lite1", "balanced", size=240),
-    Line("Lite2 at 272 px, fast", "lite2", "fast", size=272),
-    Line("Lite2 at 272 px, balanced", "lite2", "balanced", size=272),
 ]
 
 
@@ -173,6 +169,111 @@ def study(lines: list[Line], cats: list[str], exported: Path, out: Path) -> None
             fh.write(json.dumps(row) + "\n")
 
 
+def _nearest_1_and_3(queries: np.ndarray, bank: np.ndarray, exclude: np.ndarray | None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(N, P) distances to the nearest and mean distance to the 3 nearest of a full bank (every training
+    patch, image by image in order), from one search; ``exclude`` (N,) the training image each query image is
+    (its own patches skipped: leave one image out). Same metric as the graph and k_nearest_mean.
+
+    Exact and cheaper than a partition over the whole bank: the 3 nearest entries lie in the 3 training
+    images whose own nearest entry is nearest (any other image has 3 closer entries in front of it), so the
+    search takes each image's minimum, then partitions only those 3 images' entries."""
+    n, p, _ = queries.shape
+    images = len(bank) // p
+    if images * p != len(bank):
+        raise ValueError(f"a full bank of {len(bank)} entries is not whole images of {p} patches")
+    bank_t = np.ascontiguousarray(-2 * bank.T)
+    bank_sq = np.sum(bank * bank, axis=1)
+    rows = np.arange(p)[:, None, None]
+    k1, k3 = np.empty((n, p), np.float32), np.empty((n, p), np.float32)
+    for i in range(n):
+        q = queries[i]
+        cross = q @ bank_t
+        cross += bank_sq
+        per_image = cross.reshape(p, images, p)
+        if exclude is not None:
+            per_image[:, exclude[i]] = np.inf
+        best = np.argpartition(per_image.min(axis=2), 2, axis=1)[:, :3]  # (P, 3) candidate images
+        candidates = per_image[rows, best[:, :, None], np.arange(p)[None, None]].reshape(p, -1)
+        near = np.sqrt(np.maximum(np.sum(q * q, axis=1)[:, None] + np.partition(candidates, 2, axis=1)[:, :3], 0))
+        k1[i], k3[i] = near.min(axis=1), near.mean(axis=1)
+    return k1, k3
+
+
+def full_bank_ceiling(cats: list[str], exported: Path, stats_images: int, out: Path) -> None:
+    """The full bank on Lite0 at 256 px (whitened, normalised, border 1), k=1 and k=3 from one search per
+    image: the training code's steps (layer scales, whitening, leave-one-image-out position statistics on
+    ``stats_images`` bank images, the numpy reference's steps 6-8), without the greedy coreset."""
+    from inspection.evaluation.metrics import auroc
+    from inspection.model.anomaly_head import layer_scales, whitening
+    from inspection.model.normalisation import position_stats
+    from inspection.model.training import stats_subset
+
+    rows: dict[int, dict] = {k: {"line": f"Lite0, full bank, k={k}", "backbone": "lite0", "size": 256,
+                                 "stats_images": stats_images, "categories": {}} for k in (1, 3)}
+    for cat in cats:
+        t = time.perf_counter()
+        train, val = load_features("lite0", exported, cat, 256)
+        scales = layer_scales(train.p8, train.p16)
+        x = patch_features(train.p8, train.p16, scales).astype(np.float32)
+        mean, white = whitening(x, seed=0)
+        x = (x - mean) @ white
+        bank = np.ascontiguousarray(x.reshape(-1, x.shape[2]))
+        take = stats_subset(len(x), stats_images, 0)
+        train_d = _nearest_1_and_3(x[take], bank, exclude=take)
+        v = (patch_features(val.p8, val.p16, scales).astype(np.float32) - mean) @ white
+        val_d = _nearest_1_and_3(v, bank, exclude=None)
+        for k, td, vd in ((1, train_d[0], val_d[0]), (3, train_d[1], val_d[1])):
+            st = position_stats(td, (32, 32))
+            head = HeadParams(scales, None, bank[:1], np.zeros(1), 0.0, (256, 256), position_mean=st.mean,
+                              position_std=st.std, border=1)
+            maps, score = patch_map_to_outputs(vd.reshape(len(vd), 1, 32, 32).astype(np.float64), head)
+            clear = (val.labels == 0) | ~val.subtle
+            rows[k]["categories"][cat] = {"image": auroc(val.labels, score),
+                                          "pixel": auroc(val.masks.ravel(), maps[:, 0].ravel()),
+                                          "image_clear": auroc(val.labels[clear], score[clear]),
+                                          "bank": len(bank)}
+            print(f"full bank k={k} {cat}: {rows[k]['categories'][cat]} ({time.perf_counter() - t:.0f} s, "
+                  f"load {os.getloadavg()[0]:.1f})", flush=True)
+    for row in rows.values():
+        for key in ("image", "pixel", "image_clear"):
+            row[key] = float(np.mean([c[key] for c in row["categories"].values()]))
+        row["load_average"] = round(os.getloadavg()[0], 1)
+        with out.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
+def full_bank_latency(cat: str, exported: Path, k: int, runs: int) -> dict:
+    """CPU time of the full-bank graph at 1 thread (no position statistics: they do not change the cost of
+    the search, which dominates; fitting them with the full bank takes minutes)."""
+    import onnx
+    import onnxruntime as ort
+
+    from inspection.model.anomaly_head import layer_scales, whitening
+    from inspection.model.graph import inspection_graph
+
+    train, _ = load_features("lite0", exported, cat, 256)
+    scales = layer_scales(train.p8, train.p16)
+    x = patch_features(train.p8, train.p16, scales).astype(np.float32)
+    mean, white = whitening(x, seed=0)
+    bank = np.ascontiguousarray(((x - mean) @ white).reshape(-1, x.shape[2]))
+    head = HeadParams(scales, None, bank, np.sum(bank.astype(np.float64) ** 2, axis=1), 0.0, (256, 256),
+                      border=1, k_nearest=k, whiten_mean=mean, whiten=white)
+    session = ort.InferenceSession(inspection_graph(onnx.load(str(backbone_path())), head).SerializeToString(),
+                                   session_options(1), providers=["CPUExecutionProvider"])
+    image = resize_for_model(load_image(list_images(real_surfaces() / cat / "validation" / "test" / "good")[0]),
+                             (256, 256))[None]
+    session.run(None, {"image": image})
+    cpu = []
+    for _ in range(runs):
+        c = time.process_time()
+        session.run(None, {"image": image})
+        cpu.append(time.process_time() - c)
+    return {"line": f"Lite0, full bank, k={k}", "latency": True, "threads": 1, "runs": runs,
+            "cpu_p50_ms": round(float(np.percentile(cpu, 50)) * 1e3, 1),
+            "cpu_p90_ms": round(float(np.percentile(cpu, 90)) * 1e3, 1), "load_average": round(os.getloadavg()[0], 1)}
+
+
 def latency(lines: list[Line], cat: str, exported: Path, runs: int, repeats: int, out: Path) -> None:
     """Each line's whole inspection graph at 1 thread, timed interleaved: for each repeat, every line runs
     ``runs`` times in turn; per line the median over repeats of each repeat's p50 / p90."""
@@ -243,11 +344,25 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--table", action="store_true", help="print the recorded lines as a Markdown table")
+    parser.add_argument("--full-bank", type=int, metavar="STATS_IMAGES", default=0,
+                        help="only the full-bank ceiling (k=1 and k=3 from one search), position statistics "
+                             "from this many bank images")
+    parser.add_argument("--full-bank-latency", action="store_true", help="only time the full-bank graphs")
     args = parser.parse_args()
     if args.table:
         print(table(args.out))
         return
     cats = args.categories.split(",")
+    if args.full_bank_latency:
+        for k in (1, 3):
+            row = full_bank_latency(cats[0], args.backbones, k, args.runs)
+            print(json.dumps(row), flush=True)
+            with args.out.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+        return
+    if args.full_bank:
+        full_bank_ceiling(cats, args.backbones, args.full_bank, args.out)
+        return
     wanted = [w for w in args.lines.split(";") if w]
     chosen = [line for line in LINES if not wanted or any(w in line.name for w in wanted)]
     if not chosen:
