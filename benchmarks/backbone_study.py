@@ -69,6 +69,7 @@ LINES = [
     Line("Lite1, balanced", "lite1", "balanced"),
     Line("Lite2, fast", "lite2", "fast"),
     Line("Lite2, balanced", "lite2", "balanced"),
+    Line("Lite0, accurate (the balanced head at 384 px)", "lite0", "accurate", size=384),
     Line("Lite0, coreset 4,096, k=3", "lite0", "balanced", overrides={"bank_size": 4096}),
     Line("Lite0, coreset 8,192, k=3", "lite0", "balanced", overrides={"bank_size": 8192}),
     Line("Lite0, full bank, k=1", "lite0", "balanced", overrides={"bank_size": FULL_BANK, "k_nearest": 1}),
@@ -315,21 +316,26 @@ def latency(lines: list[Line], cat: str, exported: Path, runs: int, repeats: int
 
 
 def table(path: Path) -> str:
-    """The recorded lines (the last accuracy and latency row per line) as a Markdown table."""
+    """The recorded lines as Markdown: accuracy (the last row per line), then every latency row in order."""
     acc: dict[str, dict] = {}
-    lat: dict[str, dict] = {}
+    lat: list[dict] = []
     for r in map(json.loads, path.read_text().splitlines()):
-        (lat if r.get("latency") else acc)[r["line"]] = r
+        if r.get("latency"):
+            lat.append(r)
+        else:
+            acc[r["line"]] = r
     cats = list(next(iter(acc.values()))["categories"])
     lines = ["| line | mean image AUROC | mean pixel AUROC | image AUROC, clear | " + " | ".join(cats)
-             + " (image / pixel AUROC) | CPU p50 / p90 ms (1 thread) |",
-             "|---|---|---|---|" + "---|" * len(cats) + "---|"]
+             + " (image / pixel AUROC) |", "|---|---|---|---|" + "---|" * len(cats)]
     for name, r in acc.items():
-        t = lat.get(name)
-        timing = f"{t['cpu_p50_ms']:.1f} / {t['cpu_p90_ms']:.1f}" if t else "not timed"
         lines.append(f"| {name} | {r['image']:.4f} | {r['pixel']:.4f} | {r['image_clear']:.4f} | "
                      + " | ".join(f"{r['categories'][c]['image']:.3f} / {r['categories'][c]['pixel']:.3f}"
-                                  for c in cats) + f" | {timing} |")
+                                  for c in cats) + " |")
+    lines += ["", "| line | CPU p50 ms | CPU p90 ms | wall p50 ms | wall p90 ms | runs x repeats | load average |",
+              "|---|---|---|---|---|---|---|"]
+    for r in lat:
+        lines.append(f"| {r['line']} | {r['cpu_p50_ms']} | {r['cpu_p90_ms']} | {r.get('p50_ms', '-')} | "
+                     f"{r.get('p90_ms', '-')} | {r['runs']} x {r.get('repeats', 1)} | {r['load_average']} |")
     return "\n".join(lines)
 
 
