@@ -14,6 +14,13 @@ def _mean(values: list) -> float | None:
     return float(np.mean(known)) if known else None
 
 
+def _training(r: dict) -> str:
+    """The train-seconds and peak-RSS cells; a dash for a model an earlier run trained (--reuse-models)."""
+    if "train_s" not in r:
+        return "– (reused) | –"
+    return f"{r['train_s']:.1f} | {r['peak_rss_mb']:.0f}"
+
+
 def _category_table(results: dict) -> list[str]:
     lines = ["| preset | category | image AUROC | pixel AUROC | AUPRO | F1 | FRR at threshold | train s | "
              "peak RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
@@ -23,7 +30,7 @@ def _category_table(results: dict) -> list[str]:
             o = r["test"]["overall"]
             lines.append(f"| {preset} | {cat} | {_f(o['image_auroc'])} | {_f(o['pixel_auroc'])} | "
                          f"{_f(o['aupro'])} | {_f(o['f1'])} | {_f(r['test']['false_reject_rate'], 3)} | "
-                         f"{r['train_s']:.1f} | {r['peak_rss_mb']:.0f} |")
+                         f"{_training(r)} |")
         means = {k: _mean([r["test"]["overall"][k] for r in rows.values()])
                  for k in ("image_auroc", "pixel_auroc", "aupro", "f1")}
         low = min(r["test"]["overall"]["image_auroc"] for r in rows.values())
@@ -57,8 +64,7 @@ def _synthetic_table(results: dict) -> list[str]:
         for part, r in entry["synthetic"].items():
             o = r["test"]["overall"]
             lines.append(f"| {preset} | {part} | {_f(o['image_auroc'])} | {_f(o['pixel_auroc'])} | {_f(o['aupro'])} | "
-                         f"{_f(o['f1'])} | {_f(r['test']['false_reject_rate'], 3)} | {r['train_s']:.1f} | "
-                         f"{r['peak_rss_mb']:.0f} |")
+                         f"{_f(o['f1'])} | {_f(r['test']['false_reject_rate'], 3)} | {_training(r)} |")
     return lines
 
 
