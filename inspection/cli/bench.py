@@ -41,6 +41,9 @@ def bench(
     = None,
     defects: Annotated[Path | None, typer.Option(help="With --good: labelled defect images; reports the image "
                                                       "AUROC of fp32 and int8.")] = None,
+    calib_good: Annotated[Path | None, typer.Option(help="int8 variant, with --good: the separate held-out good "
+                                                         "images of a model trained with --calib-good (required "
+                                                         "for such a model).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for bench.json and bench.html.")] = Path("bench-report"),
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
@@ -68,7 +71,7 @@ def bench(
                            int_list(sizes, "--sizes"), [p.strip() for p in providers.split(",") if p.strip()],
                            [v.strip() for v in variants.split(",") if v.strip()], parsed_budget, encoded, streams,
                            batch, duration, min_count, warmup, progress=not quiet,
-                           int8=Int8Inputs(int8_model, good, defects))
+                           int8=Int8Inputs(int8_model, good, defects, calib_good))
     except (BudgetError, engine.BenchError, InspectionError) as exc:
         raise fail(str(exc)) from None
     js, page = report.write(result, out)
