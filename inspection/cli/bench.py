@@ -15,6 +15,19 @@ app = typer.Typer(help="Benchmark this box against a latency budget (`inspection
                   invoke_without_command=True)
 
 
+def _scenarios_and_depths(scenario: str, depth: str) -> tuple[list[str], list[str]]:
+    """The --scenario and --depth choices ("all", "both" expanded); BenchError names a wrong one."""
+    from inspection.bench import engine
+
+    scen = list(engine.SCENARIOS) if scenario == "all" else [scenario]
+    deps = list(engine.DEPTHS) if depth == "both" else [depth]
+    if any(x not in engine.SCENARIOS for x in scen):
+        raise engine.BenchError(f"--scenario {scenario!r}: choose {', '.join(engine.SCENARIOS)} or all")
+    if any(x not in engine.DEPTHS for x in deps):
+        raise engine.BenchError(f"--depth {depth!r}: choose model, e2e or both")
+    return scen, deps
+
+
 @app.callback()
 def bench(
     ctx: typer.Context,
@@ -57,12 +70,7 @@ def bench(
 
     try:
         parsed_budget = Budget.parse(budget) if budget else None
-        scen = list(engine.SCENARIOS) if scenario == "all" else [scenario]
-        deps = list(engine.DEPTHS) if depth == "both" else [depth]
-        if any(x not in engine.SCENARIOS for x in scen):
-            raise engine.BenchError(f"--scenario {scenario!r}: choose {', '.join(engine.SCENARIOS)} or all")
-        if any(x not in engine.DEPTHS for x in deps):
-            raise engine.BenchError(f"--depth {depth!r}: choose model, e2e or both")
+        scen, deps = _scenarios_and_depths(scenario, depth)
         model_path = model or default_model()
         if not Path(model_path).is_file():
             raise engine.BenchError(f"{model_path}: no such model file")
