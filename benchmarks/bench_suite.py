@@ -21,6 +21,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+SAMPLE = ROOT / "datasets" / "samples" / "flange"  # the int8 bank (train/good) and threshold (test/good) images
 sys.path.insert(0, str(ROOT))
 
 from inspection.bench import engine, report  # noqa: E402
@@ -93,12 +94,12 @@ def torch_side_by_side(model_path: Path, encoded: list[bytes], threads: int, run
 
 
 def main() -> None:
-    model = demo_model_path("flange")
+    model = demo_model_path("flange")  # calibrated on a separate folder: its int8 twin needs calib_good
     encoded = engine.sample_images(None, part="flange")
     result = run_suite(model, list(engine.SCENARIOS), list(engine.DEPTHS), [1, 2], [256, 320],
                        ["CPUExecutionProvider"], ["fp32", "int8"], Budget.parse("p90=20ms"), encoded,
                        min_duration_s=10, min_count=100,
-                       int8=Int8Inputs(good=HERE.parent / "datasets" / "samples" / "flange" / "train" / "good"))
+                       int8=Int8Inputs(good=SAMPLE / "train" / "good", calib_good=SAMPLE / "test" / "good"))
     try:
         import torch  # noqa: F401
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 
@@ -34,6 +35,21 @@ def small_model(tmp_path_factory) -> Path:
           TrainConfig(name="flange_small", bank_size=256, holdout_fraction=0.25, progress=False),
           defects_dir=SAMPLES / "flange" / "test")
     return out
+
+
+@pytest.fixture(scope="session")
+def separately_calibrated_model(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(model, its --good folder, its --calib-good folder): a tiny model whose threshold was calibrated on a
+    separate folder of good images (as `make demo-models` trains the shipped ones), not a hold-out fraction."""
+    root = tmp_path_factory.mktemp("calibrated")
+    good = root / "good"
+    good.mkdir()
+    for p in sorted((SAMPLES / "flange" / "train" / "good").glob("*.png"))[:20]:
+        shutil.copy(p, good / p.name)
+    calib = SAMPLES / "flange" / "test" / "good"
+    out = root / "flange_calibrated.onnx"
+    train(good, out, TrainConfig(name="flange_calibrated", bank_size=64, progress=False), calib_good_dir=calib)
+    return out, good, calib
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -180,10 +180,10 @@ def test_bench_run_writes_valid_self_contained_reports_and_compare(tmp_path):
     assert res.exit_code == 2 and "cannot read a bench report" in res.output
 
 
-def test_int8_variant_rebuilt_from_good_images_with_agreement_speed_and_accuracy(tmp_path, samples):
+def test_int8_variant_rebuilt_from_good_images_with_agreement_speed_and_accuracy(tmp_path, samples, small_model):
     flange = samples / "flange"
-    res = runner.invoke(app, ["bench", "--variants", "fp32,int8", "--duration", "0.2", "--min-count", "3",
-                              "--warmup", "1", "--out", str(tmp_path), "--quiet",
+    res = runner.invoke(app, ["bench", "--model", str(small_model), "--variants", "fp32,int8", "--duration", "0.2",
+                              "--min-count", "3", "--warmup", "1", "--out", str(tmp_path), "--quiet",
                               "--good", str(flange / "train" / "good"), "--defects", str(flange / "test")])
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "bench.json").read_text())
@@ -194,13 +194,29 @@ def test_int8_variant_rebuilt_from_good_images_with_agreement_speed_and_accuracy
     sp = report["int8_speed"][0]
     assert sp["p50_ratio"] == pytest.approx(sp["int8_p50_ms"] / sp["fp32_p50_ms"])
     acc = report["int8_accuracy"]
-    # the fp32 model's own hold-out fraction of --good (the shipped model's: its held-out / all good images)
-    trained = read_metadata(default_model_path()).training_set
+    # the fp32 model's own hold-out fraction of --good (its held-out / all good images; it was trained on --good)
+    trained = read_metadata(small_model).training_set
+    assert trained.held_out_folder is None
     fraction = trained.held_out / (trained.images + trained.held_out)
     held_out = round(len(list_images(flange / "train" / "good")) * fraction)
     assert acc["good"] == held_out and acc["defects"] > 0
     assert acc["fp32_image_auroc"] > 0.9 and acc["int8_image_auroc"] > 0.9
     assert "int8 vs fp32" in res.output and f"image AUROC on {held_out} held-out good" in res.output
+
+
+def test_int8_variant_of_a_separately_calibrated_model_takes_its_calib_good(tmp_path, samples,
+                                                                            separately_calibrated_model):
+    model, good, calib = separately_calibrated_model
+    args = ["bench", "--model", str(model), "--variants", "fp32,int8", "--duration", "0.2", "--min-count", "3",
+            "--warmup", "1", "--quiet", "--good", str(good), "--defects", str(samples / "flange" / "test")]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "without")])
+    assert res.exit_code == 2, res.output
+    assert "int8 variant: --model: calibrated on a separate folder" in res.output
+    assert f"({calib})" in res.output and "give that folder as --calib-good" in res.output
+    res = runner.invoke(app, [*args, "--calib-good", str(calib), "--out", str(tmp_path / "with")])
+    assert res.exit_code == 0, res.output
+    acc = json.loads((tmp_path / "with" / "bench.json").read_text())["int8_accuracy"]
+    assert acc["good"] == len(list_images(calib)) == read_metadata(model).training_set.held_out
 
 
 def test_int8_variant_errors(tmp_path, small_model):

@@ -3,7 +3,10 @@ the int8 backbone's own features (`inspection quantize`)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import onnx
 import pytest
 from typer.testing import CliRunner
 
@@ -12,7 +15,7 @@ from inspection.evaluation.metrics import auroc
 from inspection.imaging import list_images, load_image
 from inspection.model.anomaly_head import patch_features, reference_outputs
 from inspection.model.graph import head_from_model
-from inspection.model.metadata import read_metadata
+from inspection.model.metadata import PREFIX, read_metadata
 from inspection.model.quantize import config_for, quantize_model, tensors_of
 from inspection.model.runtime import InspectionModel
 from inspection.model.training import load_training_sets
@@ -101,3 +104,47 @@ def test_cli_quantize_and_its_errors(small_model, int8_model, samples, tmp_path)
                               str(tmp_path / "x.onnx"), "--calibration-images", "0"])
     assert res.exit_code == 2 and "calibration images 0" in res.output
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_separately_calibrated_model_needs_its_calibration_folder(separately_calibrated_model, tmp_path):
+    model, good, calib = separately_calibrated_model
+    trained = read_metadata(model).training_set
+    assert trained.held_out_folder == str(calib) and trained.images == 20
+    assert trained.held_out == len(list_images(calib))
+    # a hold-out fraction of --good (the model's 50 %, or one given) is not its split: refused, never guessed
+    for extra in ([], ["--holdout", "0.2"]):
+        res = runner.invoke(app, ["quantize", "--model", str(model), "--good", str(good), "--out",
+                                  str(tmp_path / "x.onnx"), "--calibration-images", "4", "--threads", "1", "--quiet",
+                                  *extra])
+        assert res.exit_code == 2, res.output
+        assert "give that folder as --calib-good" in res.output and f"({calib})" in res.output, res.output
+    assert not (tmp_path / "x.onnx").exists()
+    out = tmp_path / "m8.onnx"
+    res = runner.invoke(app, ["quantize", "--model", str(model), "--good", str(good), "--calib-good", str(calib),
+                              "--out", str(out), "--calibration-images", "4", "--threads", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "not a like-for-like comparison" not in res.output
+    q = read_metadata(out).training_set
+    assert (q.images, q.held_out, q.digest, q.held_out_folder) == (
+        trained.images, trained.held_out, trained.digest, trained.held_out_folder)
+
+
+def test_a_hold_out_model_keeps_its_fraction_split(small_model, int8_model):
+    fp, q = read_metadata(small_model).training_set, read_metadata(int8_model).training_set
+    assert fp.held_out_folder is None and q.held_out_folder is None
+    assert (q.images, q.held_out) == (fp.images, fp.held_out) and fp.held_out > 0
+
+
+def test_models_written_before_held_out_folder_still_load_as_hold_out_models(small_model, tmp_path):
+    graph = onnx.load(str(small_model))
+    for prop in graph.metadata_props:
+        if prop.key == PREFIX + "training_set":
+            old = json.loads(prop.value)
+            del old["held_out_folder"]
+            prop.value = json.dumps(old)
+    legacy = tmp_path / "legacy.onnx"
+    onnx.save(graph, str(legacy))
+    meta = read_metadata(legacy)
+    assert meta.training_set.held_out_folder is None
+    ts = meta.training_set
+    assert config_for(meta).holdout_fraction == pytest.approx(ts.held_out / (ts.images + ts.held_out))

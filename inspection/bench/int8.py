@@ -23,6 +23,7 @@ class Int8Inputs:
     model: Path | None = None  # a ready INT8 model (from `inspection quantize`)
     good: Path | None = None  # the fp32 model's good training images: the INT8 model is built from them
     defects: Path | None = None  # labelled defect images, for image AUROC of both variants (needs good)
+    calib_good: Path | None = None  # the separate held-out good images of an fp32 model trained with --calib-good
 
 
 def int8_file(base: Path, size: int, trained: tuple[int, int], inputs: Int8Inputs, out: Path) -> Path:
@@ -42,10 +43,11 @@ def int8_file(base: Path, size: int, trained: tuple[int, int], inputs: Int8Input
     if inputs.good is None:
         raise BenchError("the int8 variant needs --good DIR (the model's good training images: the int8 bank is "
                          "rebuilt from them) or --int8-model FILE (from `inspection quantize`)")
-    from inspection.model.quantize import quantize_model
+    from inspection.model.quantize import check_held_out_source, quantize_model
 
     try:
-        return quantize_model(base, inputs.good, out, progress=False).model_path
+        check_held_out_source(read_metadata(base), inputs.calib_good, "--model")
+        return quantize_model(base, inputs.good, out, inputs.calib_good, progress=False).model_path
     except (InspectionError, ValueError) as exc:
         raise BenchError(f"int8 variant: {exc}") from None
 
@@ -63,16 +65,20 @@ def agreement(fp32: Path, int8: Path, encoded: list[bytes]) -> dict:
 
 
 def accuracy(fp32: Path, int8: Path, inputs: Int8Inputs) -> dict | None:
-    """Image AUROC of both variants: the held-out good images of ``--good`` (the fp32 model's split) against
-    the ``--defects`` images; None without both folders."""
+    """Image AUROC of both variants: the held-out good images (the fp32 model's split of ``--good``, or the
+    ``--calib-good`` folder) against the ``--defects`` images; None without both folders."""
     if inputs.good is None or inputs.defects is None:
         return None
-    from inspection.model.quantize import config_for
+    from inspection.model.quantize import check_held_out_source, config_for
     from inspection.model.training import images_under, load_folder, load_training_sets
 
     meta = read_metadata(fp32)
     try:
-        good = load_training_sets(inputs.good, config_for(meta, progress=False)).hold.images
+        check_held_out_source(meta, inputs.calib_good, "--model")
+    except InspectionError as exc:
+        raise BenchError(f"int8 accuracy: {exc}") from None
+    try:
+        good = load_training_sets(inputs.good, config_for(meta, progress=False), inputs.calib_good).hold.images
         bad = load_folder(images_under(inputs.defects, "defect images", recursive=True), meta.input_size,
                           "defect images", False).images
     except (InspectionError, ValueError) as exc:

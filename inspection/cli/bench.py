@@ -15,6 +15,19 @@ app = typer.Typer(help="Benchmark this box against a latency budget (`inspection
                   invoke_without_command=True)
 
 
+def _scenarios_and_depths(scenario: str, depth: str) -> tuple[list[str], list[str]]:
+    """The --scenario and --depth choices ("all", "both" expanded); BenchError names a wrong one."""
+    from inspection.bench import engine
+
+    scen = list(engine.SCENARIOS) if scenario == "all" else [scenario]
+    deps = list(engine.DEPTHS) if depth == "both" else [depth]
+    if any(x not in engine.SCENARIOS for x in scen):
+        raise engine.BenchError(f"--scenario {scenario!r}: choose {', '.join(engine.SCENARIOS)} or all")
+    if any(x not in engine.DEPTHS for x in deps):
+        raise engine.BenchError(f"--depth {depth!r}: choose model, e2e or both")
+    return scen, deps
+
+
 @app.callback()
 def bench(
     ctx: typer.Context,
@@ -41,6 +54,9 @@ def bench(
     = None,
     defects: Annotated[Path | None, typer.Option(help="With --good: labelled defect images; reports the image "
                                                       "AUROC of fp32 and int8.")] = None,
+    calib_good: Annotated[Path | None, typer.Option(help="int8 variant, with --good: the separate held-out good "
+                                                         "images of a model trained with --calib-good (required "
+                                                         "for such a model).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for bench.json and bench.html.")] = Path("bench-report"),
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
@@ -54,12 +70,7 @@ def bench(
 
     try:
         parsed_budget = Budget.parse(budget) if budget else None
-        scen = list(engine.SCENARIOS) if scenario == "all" else [scenario]
-        deps = list(engine.DEPTHS) if depth == "both" else [depth]
-        if any(x not in engine.SCENARIOS for x in scen):
-            raise engine.BenchError(f"--scenario {scenario!r}: choose {', '.join(engine.SCENARIOS)} or all")
-        if any(x not in engine.DEPTHS for x in deps):
-            raise engine.BenchError(f"--depth {depth!r}: choose model, e2e or both")
+        scen, deps = _scenarios_and_depths(scenario, depth)
         model_path = model or default_model()
         if not Path(model_path).is_file():
             raise engine.BenchError(f"{model_path}: no such model file")
@@ -68,7 +79,7 @@ def bench(
                            int_list(sizes, "--sizes"), [p.strip() for p in providers.split(",") if p.strip()],
                            [v.strip() for v in variants.split(",") if v.strip()], parsed_budget, encoded, streams,
                            batch, duration, min_count, warmup, progress=not quiet,
-                           int8=Int8Inputs(int8_model, good, defects))
+                           int8=Int8Inputs(int8_model, good, defects, calib_good))
     except (BudgetError, engine.BenchError, InspectionError) as exc:
         raise fail(str(exc)) from None
     js, page = report.write(result, out)

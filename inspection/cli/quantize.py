@@ -19,7 +19,7 @@ def quantize(
                                             "they calibrate the int8 ranges and rebuild the bank.")],
     out: Annotated[Path, typer.Option(help="INT8 model file to write (.onnx).")],
     calib_good: Annotated[Path | None, typer.Option(help="Separate folder of held-out good images (as for "
-                                                         "train).")] = None,
+                                                         "train; required for a model trained with it).")] = None,
     holdout: Annotated[float | None, typer.Option(help="Fraction held out for the threshold (default: the "
                                                        "model's own, which reproduces its split).")] = None,
     seed: Annotated[int, typer.Option(help="The seed the model was trained with.")] = 0,

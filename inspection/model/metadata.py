@@ -45,6 +45,9 @@ class TrainingSet(BaseModel):
     folder: str
     images: int = Field(description="images in the memory bank")
     held_out: int = Field(description="good images held out for calibration")
+    held_out_folder: str | None = Field(None, description="the separate folder the held-out images came from "
+                                        "(`train --calib-good`, as given there); None: they were a hold-out "
+                                        "fraction of the bank's folder (and in models written before this field)")
     digest: str = Field(description="SHA-256 over the sorted (name, SHA-256 of content) of every image used")
 
 

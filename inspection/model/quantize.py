@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from inspection.errors import ModelError
+from inspection.errors import DatasetError, ModelError
 from inspection.model.calibration import Calibration, calibrate, save_report
 from inspection.model.graph import feature_graph, inspection_graph
 from inspection.model.metadata import ModelMetadata, read_metadata, write_metadata
@@ -111,9 +111,16 @@ def quantize_backbone(images: np.ndarray, method: CalibrationMethod = "minmax", 
 def config_for(meta: ModelMetadata, holdout: float | None = None, seed: int = 0, threads: int | None = None,
                progress: bool = True) -> TrainConfig:
     """The fp32 model's head settings as a TrainConfig; the hold-out fraction is the model's own unless given
-    (with the training seed, 0 by default, that reproduces its bank / held-out split)."""
+    (with the training seed, 0 by default, that reproduces its bank / held-out split). A model calibrated on a
+    separate folder held nothing out of its bank's folder: its fraction is 0 (its held-out images are that
+    folder's, see :func:`check_held_out_source`)."""
     h, ts = meta.head, meta.training_set
-    fraction = holdout if holdout is not None else ts.held_out / max(1, ts.images + ts.held_out)
+    if holdout is not None:
+        fraction = holdout
+    elif ts.held_out_folder is not None:
+        fraction = 0.0
+    else:
+        fraction = ts.held_out / max(1, ts.images + ts.held_out)
     return TrainConfig(name=f"{meta.name}-int8", model_version=meta.model_version,
                        input_size=(meta.input_size[0], meta.input_size[1]), bank_size=h.bank_size,
                        projection_dim=h.projection_dim, blur_sigma=h.blur_sigma, whiten=h.whitened,
@@ -121,6 +128,17 @@ def config_for(meta: ModelMetadata, holdout: float | None = None, seed: int = 0,
                        preset=h.preset,
                        holdout_fraction=fraction, target_frr=float(meta.calibration.get("target_frr", 0.01)),
                        policy="frr", seed=seed, threads=threads, progress=progress)
+
+
+def check_held_out_source(meta: ModelMetadata, calib_good_dir: str | Path | None, source: str) -> None:
+    """Refuse to rebuild the split of a model calibrated on a separate folder without that folder: a hold-out
+    fraction of its bank's folder would silently give another bank and threshold than the fp32 model's."""
+    ts = meta.training_set
+    if ts.held_out_folder is not None and calib_good_dir is None:
+        raise DatasetError(
+            f"{source}: calibrated on a separate folder of {ts.held_out} good images ({ts.held_out_folder}), "
+            f"not on a hold-out of its {ts.images} bank images: give that folder as --calib-good (the bank is "
+            "then rebuilt from every --good image, as the fp32 model's was)")
 
 
 def _check_quantizable(meta: ModelMetadata, source: str) -> None:
@@ -142,11 +160,13 @@ def quantize_model(model_path: str | Path, good_dir: str | Path, out: str | Path
                    calibration_images: int = 64, method: CalibrationMethod = "minmax", keep_taps: bool = False,
                    threads: int | None = None, progress: bool = True) -> QuantizeReport:
     """Write the INT8 twin of an fp32 model (see the module docstring); ``good_dir`` should be the folder
-    the fp32 model was trained on."""
+    the fp32 model was trained on, and ``calib_good_dir`` the separate folder it was calibrated on, if it was
+    (required then; the bank is every ``good_dir`` image)."""
     if calibration_images < 1:
         raise ValueError(f"calibration images {calibration_images}: at least 1")
     meta = read_metadata(model_path)
     _check_quantizable(meta, str(model_path))
+    check_held_out_source(meta, calib_good_dir, str(model_path))
     config = config_for(meta, holdout, seed, threads, progress)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
@@ -176,7 +196,8 @@ def quantize_model(model_path: str | Path, good_dir: str | Path, out: str | Path
                                                                    "bank_size": len(head.bank)}),
         "training_set": meta.training_set.model_copy(update={
             "images": len(sets.bank.paths), "held_out": len(sets.hold.paths),
-            "digest": dataset_digest(sets.bank.paths)})})
+            "digest": dataset_digest(sets.bank.paths),
+            "held_out_folder": None if calib_good_dir is None else str(calib_good_dir)})})
     write_metadata(graph, new_meta)
     model = InspectionModel(ort.InferenceSession(graph.SerializeToString(), session_options(threads),
                                                  providers=["CPUExecutionProvider"]), new_meta, "", str(out))

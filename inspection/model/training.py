@@ -255,13 +255,14 @@ def load_training_sets(good_dir: str | Path, config: TrainConfig, calib_good_dir
     return _load_sets(good_dir, config, calib_good_dir, None)
 
 
-def _metadata(config: TrainConfig, head: HeadParams, good_dir: str | Path, sets: _Sets,
-              channels: tuple[int, int]) -> ModelMetadata:
+def _metadata(config: TrainConfig, head: HeadParams, good_dir: str | Path, calib_good_dir: str | Path | None,
+              sets: _Sets, channels: tuple[int, int]) -> ModelMetadata:
     return ModelMetadata(
         name=config.name, model_version=config.model_version, input_size=config.input_size, threshold=0.0,
         good_scores=score_stats(np.zeros(1)),
         training_set=TrainingSet(folder=Path(good_dir).name, images=len(sets.bank.paths),
-                                 held_out=len(sets.hold.paths), digest=dataset_digest(sets.bank.paths)),
+                                 held_out=len(sets.hold.paths), digest=dataset_digest(sets.bank.paths),
+                                 held_out_folder=None if calib_good_dir is None else str(calib_good_dir)),
         head=Head(backbone=backbone_path().name,
                   backbone_sha256=hashlib.sha256(backbone_path().read_bytes()).hexdigest(),
                   layers=[f"block4 (stride 8, {channels[0]} ch)", f"block7 (stride 16, {channels[1]} ch)"],
@@ -315,7 +316,7 @@ def train(good_dir: str | Path, out: str | Path, config: TrainConfig, calib_good
 
     t = time.perf_counter()
     graph = inspection_graph(backbone, head)
-    meta = _metadata(config, head, good_dir, sets, backbone_channels(backbone))
+    meta = _metadata(config, head, good_dir, calib_good_dir, sets, backbone_channels(backbone))
     write_metadata(graph, meta)
     model = InspectionModel(ort.InferenceSession(graph.SerializeToString(), session_options(config.threads),
                                                  providers=["CPUExecutionProvider"]), meta, "", str(out))
