@@ -178,6 +178,21 @@ class RunningServer:
         self.listener.close()
 
 
+@contextlib.contextmanager
+def station_server(tmp_path, roles: tuple[str, ...] = ("edge", "operator")):
+    """A RunningServer on SQLite under ``tmp_path`` with the test STATION registered, a token per role in
+    ``srv.tokens`` and the app in ``srv.app``."""
+    from edge_service import auth, store
+    from edge_service.app import ServiceSettings, create_app
+
+    app = create_app(ServiceSettings(database_url=f"sqlite:///{tmp_path / 'r.db'}", image_dir=tmp_path / "img"))
+    with RunningServer(app) as srv:
+        store.add_station(app.state.engine, StationContext.from_path(STATION))
+        srv.tokens = {r: auth.create_token(app.state.engine, r, r).token for r in roles}
+        srv.app = app
+        yield srv
+
+
 CHROMIUM = "/usr/bin/chromium"  # Debian's chromium, driven by Playwright (no browser downloads)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]

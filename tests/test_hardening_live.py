@@ -12,13 +12,10 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from service_support import STATION, RunningServer, make_result
+from service_support import STATION, make_result, station_server
 
-from edge_service import auth, store
 from edge_service.api_models import LiveEvent
-from edge_service.app import ServiceSettings, create_app
 from edge_service.live import DROPPED, QUEUE_FULL, LiveFeed
-from inspection.schema import StationContext
 
 
 def _event(station: str = STATION) -> LiveEvent:
@@ -77,11 +74,7 @@ def test_each_event_is_serialised_once_whatever_the_number_of_clients(monkeypatc
 
 @pytest.fixture
 def server(tmp_path):
-    app = create_app(ServiceSettings(database_url=f"sqlite:///{tmp_path / 'r.db'}", image_dir=tmp_path / "img"))
-    with RunningServer(app) as srv:
-        store.add_station(app.state.engine, StationContext.from_path(STATION))
-        srv.tokens = {r: auth.create_token(app.state.engine, r, r).token for r in ("edge", "operator")}
-        srv.app = app
+    with station_server(tmp_path) as srv:
         yield srv
 
 

@@ -11,14 +11,11 @@ import threading
 
 import httpx
 import pytest
-from service_support import STATION, RunningServer, make_result
+from service_support import STATION, make_result, station_server
 
-from edge_service import auth, store
 from edge_service.api_models import LiveEvent, LiveEventSlim
-from edge_service.app import ServiceSettings, create_app
 from edge_service.ingest_rules import IngestResult
 from edge_service.live import LiveFeed, result_frame, sse_frame
-from inspection.schema import StationContext
 
 PREFIX = b"event: result\ndata: "
 
@@ -52,10 +49,7 @@ def test_a_slim_frame_is_the_slim_event_byte_for_byte_with_only_its_fields():
 
 @pytest.fixture
 def server(tmp_path):
-    app = create_app(ServiceSettings(database_url=f"sqlite:///{tmp_path / 'r.db'}", image_dir=tmp_path / "img"))
-    with RunningServer(app) as srv:
-        store.add_station(app.state.engine, StationContext.from_path(STATION))
-        srv.tokens = {r: auth.create_token(app.state.engine, r, r).token for r in ("edge", "operator")}
+    with station_server(tmp_path) as srv:
         yield srv
 
 
