@@ -60,6 +60,9 @@ class FrameArea(BaseModel):
     height: int
 
 
+FrameMappingMode = Literal["resize", "roi", "tiles"]
+
+
 class FrameMappingInfo(BaseModel):
     """How the frame was shown to the model (``inspection.model.tiling``): ``resize`` the whole frame resized
     to the model's input, ``roi`` one rectangle of it resized, ``tiles`` overlapping tiles of it (or of the
@@ -67,7 +70,7 @@ class FrameMappingInfo(BaseModel):
     before frame mappings existed) was mapped by ``resize``. Heatmap, regions and image size are in frame
     coordinates whatever the mode."""
 
-    mode: Literal["resize", "roi", "tiles"]
+    mode: FrameMappingMode
     area: FrameArea = Field(description="the part of the frame inspected (the whole frame unless an roi)")
     views: int = Field(default=1, description="images the model ran on for this frame (tiles: the tile count)")
     tile_width: int | None = Field(default=None, description="tiles: a tile's size in frame pixels")

@@ -45,6 +45,7 @@ def int_list(text: str, what: str) -> list[int]:
         raise fail(f"{what} {text!r}: give whole numbers separated by commas, like 1,2") from None
 
 
+# inspection.schema.FrameMappingMode, spelled here so that importing the CLI loads no pydantic model module
 FrameMode = Literal["resize", "roi", "tiles"]
 _OPTION_OF = {"mode": "--frame-mapping", "roi": "--roi", "tile_px": "--tile-px", "overlap": "--overlap"}
 

@@ -22,6 +22,8 @@ from inspection.errors import InspectionError
 # The threshold policies of inspection.model.calibration.Policy, spelled here so that importing the CLI
 # (as `inspection serve` does) loads neither numpy nor onnx; tests/test_service_fresh_install.py checks it.
 Policy = Literal["frr", "f1"]
+
+
 def _preset_with_overrides(preset: str, given: dict) -> dict:
     """The preset's settings with the options given on the command line on top (projection 0 = none)."""
     from inspection.model.presets import preset_settings

@@ -120,10 +120,16 @@ class ImageWriter:
                 self.pending.done(job.inspection_id)
 
     def _write(self, job: ImageJob) -> None:
-        r = job.result
-        heat, _alpha = heat_colours(r.anomaly_map, job.overlay_reference, r.threshold)
-        overlay = render_overlay(job.image, r, job.overlay_reference)
-        if self.images.write(job.inspection_id, job.paths, job.image, overlay, heat):
+        if write_images(self.images, job):
             self.written += 1
         else:
             self.failed += 1
+
+
+def write_images(images: LocalImages, job: ImageJob) -> bool:
+    """Render a result's overlay and colour-mapped heatmap and write them with the original to the job's
+    paths: all (True) or none (False, counted and logged by :meth:`LocalImages.write`)."""
+    r = job.result
+    heat, _alpha = heat_colours(r.anomaly_map, job.overlay_reference, r.threshold)
+    overlay = render_overlay(job.image, r, job.overlay_reference)
+    return images.write(job.inspection_id, job.paths, job.image, overlay, heat)

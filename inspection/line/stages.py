@@ -31,12 +31,11 @@ from inspection.line import metrics as m
 from inspection.line.assignment_models import Judges
 from inspection.line.backoff import Backoff
 from inspection.line.counters import LineCounters
-from inspection.line.image_writer import ImageJob
+from inspection.line.image_writer import ImageJob, write_images
 from inspection.line.local_images import LocalImages, keeps_images
 from inspection.line.outbox import Outbox
 from inspection.model.tiling import FrameMappingError
 from inspection.results.inspection import Inspection
-from inspection.results.overlay import heat_colours, render_overlay
 from inspection.schema import InspectionResult, ShadowVerdict, StageTimings, StationContext
 from inspection.sources.frame import Frame, FrameSource, SourceFinished, frame_rgb
 from inspection.sources.watchdog import SourceWatchdog
@@ -310,15 +309,14 @@ class PublishStage(Stage):
         job = None
         if keeps_images(r.verdict, r.score, r.threshold, self.s.keep_near_threshold, float(self.rng.random()),
                         self.s.keep_pass_fraction):
+            paths = self.images.paths(rid)
+            pictures = ImageJob(rid, paths, image, r, self.s.overlay_reference)
             if defer_images:
-                paths = self.images.paths(rid)
                 original, overlay = str(paths.original), str(paths.overlay)
-                job = ImageJob(rid, paths, image, r, self.s.overlay_reference)
+                job = pictures
                 self._images_planned(rid, True)  # pending before the row exists: no forwarder sees it without
-            else:
-                heat, _alpha = heat_colours(r.anomaly_map, self.s.overlay_reference, r.threshold)
-                original, overlay = self.images.save(rid, image, render_overlay(image, r, self.s.overlay_reference),
-                                                     heat)
+            elif write_images(self.images, pictures):
+                original, overlay = str(paths.original), str(paths.overlay)
         record.timings.publish_ms = (time.monotonic() - t0) * 1e3
         try:
             self._add(outbox, rid, record.model_dump_json(), original, overlay)

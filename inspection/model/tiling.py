@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -35,9 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from inspection.errors import InspectionError
 from inspection.imaging import MIN_SIDE
-from inspection.schema import FrameArea, FrameMappingInfo
+from inspection.schema import FrameArea, FrameMappingInfo, FrameMappingMode
 
-MappingMode = Literal["resize", "roi", "tiles"]
 MAX_OVERLAP = 0.9
 MAX_SIDE = 100_000  # pixels
 
@@ -62,7 +60,7 @@ class FrameMapping(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mode: MappingMode = Field(default="resize", description="resize | roi | tiles")
+    mode: FrameMappingMode = Field(default="resize", description="resize | roi | tiles")
     roi: Roi | None = Field(default=None, validate_default=True, description="roi: the rectangle inspected; "
                             "tiles: optional, the tiles then cover only this rectangle")
     tile_px: int | None = Field(default=None, ge=MIN_SIDE, le=MAX_SIDE, validate_default=True,
