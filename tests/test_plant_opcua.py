@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import stat
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -145,6 +146,9 @@ def test_recipes_and_result_variables(station):
     assert plc.read("RecipeManagement.ActiveRecipe") == 2
     plc.trigger("R-1")
     wait_until(station.core, lambda: station.core.snapshot().presented is not None)
+    deadline = time.monotonic() + 5  # as a PLC does: read the result once ResultReady is up
+    while not plc.read("ResultManagement.Result.ResultReady") and time.monotonic() < deadline:
+        plc.wait_change()
     for obj in ("Result", "LastResult"):
         base = f"ResultManagement.{obj}."
         assert (plc.read(base + "PartId"), plc.read(base + "Recipe"), plc.read(base + "Verdict")) == ("R-1", 2, "NG")

@@ -63,6 +63,7 @@ _RESULT_VARS = {"SequenceNumber": _V.UInt32, "PartId": _V.String, "Verdict": _V.
                 "Threshold": _V.Double, "Timestamp": _V.DateTime, "ModelVersion": _V.String, "Recipe": _V.UInt16,
                 "ErrorCode": _V.UInt16, "ErrorMessage": _V.String, "ProcessingTimeMs": _V.Double}
 _EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+_READY = "ResultManagement.Result.ResultReady"
 
 
 def _result_values(prefix: str, r: TriggerResult | None) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def snapshot_values(snap: HandshakeSnapshot) -> dict[str, Any]:
     values: dict[str, Any] = {
         "VisionStateMachine.CurrentState": STATE_NAMES[snap.state],
         "VisionStateMachine.CurrentStateNumber": int(snap.state),
-        "ResultManagement.Result.ResultReady": snap.presented is not None,
+        _READY: snap.presented is not None,
         **_result_values("ResultManagement.Result", snap.presented),
         **_result_values("ResultManagement.LastResult", snap.last),
         "ResultManagement.BufferedResults": snap.buffered, "ResultManagement.BufferDepth": snap.depth,
@@ -277,8 +278,11 @@ class OpcUaStation:
         no per-write session and permission round, several times faster than Node.write_value)."""
         assert self._ua is not None
         stamp = ua.DateTime.now(UTC)
-        for path, value in snapshot_values(self.core.snapshot()).items():
-            if self._shown.get(path, ...) != value:
-                await self._ua.write_attribute_value(self._nodes[path].nodeid, ua.DataValue(
-                    ua.Variant(value, VARIABLE_TYPES[path]), SourceTimestamp=stamp, ServerTimestamp=stamp))
-                self._shown[path] = value
+        changed = [(p, v) for p, v in snapshot_values(self.core.snapshot()).items() if self._shown.get(p, ...) != v]
+        # ResultReady goes up only after the result's values are written and down before they are cleared,
+        # so a PLC that reads on its change never sees a half-written result.
+        changed.sort(key=lambda pv: 0 if pv[0] != _READY else (1 if pv[1] else -1))
+        for path, value in changed:
+            await self._ua.write_attribute_value(self._nodes[path].nodeid, ua.DataValue(
+                ua.Variant(value, VARIABLE_TYPES[path]), SourceTimestamp=stamp, ServerTimestamp=stamp))
+            self._shown[path] = value
