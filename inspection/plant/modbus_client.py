@@ -77,5 +77,9 @@ class ModbusPlc:
         return StationView(ready=out.has(mm.READY), busy=out.has(mm.BUSY), state=out.state, buffered=out.buffered,
                            depth=out.depth, command_error=out.command_error, presented=presented)
 
+    def reported(self) -> StationView:
+        """Modbus has no notifications: what the station reports is a fresh read."""
+        return self.view()
+
     def close(self) -> None:
         self.client.close()

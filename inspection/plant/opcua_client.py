@@ -32,13 +32,25 @@ _ACK_REFUSALS = {ua.StatusCodes.BadNotFound: ErrorCode.UNKNOWN_SEQUENCE,
 
 
 class _Notify:
-    """asyncua subscription handler: every data change sets the event the PLC loop waits on."""
+    """asyncua subscription handler: keeps each watched variable's latest notified value and sets the event
+    the PLC loop waits on."""
 
     def __init__(self, event: threading.Event):
         self.event = event
+        self.values: dict[ua.NodeId, Any] = {}
+        self.lock = threading.Lock()
 
     def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
+        with self.lock:
+            self.values[node.nodeid] = val
         self.event.set()
+
+    def latest(self, nodes: list[Node]) -> list[Any] | None:
+        """The latest notified values of ``nodes``, or None until every one has been notified once."""
+        with self.lock:
+            if any(n.nodeid not in self.values for n in nodes):
+                return None
+            return [self.values[n.nodeid] for n in nodes]
 
 
 class OpcUaPlc:
@@ -81,7 +93,8 @@ class OpcUaPlc:
         self.vision_system = self.client.get_node(node_id(ns, ""))
         self._view_nodes = [self.client.get_node(node_id(ns, p)) for p in _VIEW]
         # publishing interval 0: the server sends each data change at once (event-driven, no polling)
-        subscription = await self.client.create_subscription(0, _Notify(self._changed))
+        self._notified = _Notify(self._changed)
+        subscription = await self.client.create_subscription(0, self._notified)
         await subscription.subscribe_data_change(self._view_nodes)
 
     def node(self, path: str) -> Node:
@@ -131,8 +144,19 @@ class OpcUaPlc:
 
     def view(self) -> StationView:
         self._changed.clear()
-        ready, seq, verdict, error, part, score, state, buffered, depth, cmd = self._run(
-            self.client.read_values(self._view_nodes))
+        return self._as_view(self._run(self.client.read_values(self._view_nodes)))
+
+    def reported(self) -> StationView:
+        """The view as the latest data-change notifications carried it, without a read (what a PLC acts on:
+        the station writes Result Ready after the result's values, so a notified Result Ready comes with
+        them). It may lag a command the PLC just called; :meth:`view` reads the values afresh."""
+        self._changed.clear()
+        values = self._notified.latest(self._view_nodes)
+        return self.view() if values is None else self._as_view(values)
+
+    @staticmethod
+    def _as_view(values: list[Any]) -> StationView:
+        ready, seq, verdict, error, part, score, state, buffered, depth, cmd = values
         presented = PresentedView(int(seq), verdict, int(error), part, float(score)) if ready else None
         return StationView(ready=state == 1, busy=state == 2, state=int(state), buffered=int(buffered),
                            depth=int(depth), command_error=int(cmd), presented=presented)

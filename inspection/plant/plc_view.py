@@ -36,7 +36,14 @@ class PlcClient(Protocol):
 
     def trigger(self, part_id: str) -> TriggerAnswer: ...
 
-    def view(self) -> StationView: ...
+    def view(self) -> StationView:
+        """The station's state, read afresh."""
+        ...
+
+    def reported(self) -> StationView:
+        """The station's state as it last reported it, without asking again (OPC UA: the data-change
+        notifications' values); it may lag a command just called."""
+        ...
 
     def wait_change(self) -> None:
         """Block until what :meth:`view` shows may have changed (a notification, or one poll period)."""

@@ -51,12 +51,14 @@ class SimReport:
                 + (f"{len(self.problems)} PROBLEMS" if self.problems else "every answer checked, no problems"))
 
 
-def wait_view(plc: PlcClient, predicate: Callable[[StationView], bool], timeout: float, what: str) -> StationView:
+def wait_view(plc: PlcClient, predicate: Callable[[StationView], bool], timeout: float, what: str,
+              reported: bool = False) -> StationView:
     """Read the station until ``predicate(view)`` holds, waiting for changes in between (a Modbus poll
-    period, an OPC UA data-change notification); SimTimeout after ``timeout``."""
+    period, an OPC UA data-change notification); SimTimeout after ``timeout``. With ``reported``, take
+    what the station last reported (:meth:`PlcClient.reported`) instead of reading afresh."""
     deadline = time.monotonic() + timeout
     while True:
-        view = plc.view()
+        view = plc.reported() if reported else plc.view()
         if predicate(view):
             return view
         if time.monotonic() > deadline:
@@ -86,8 +88,9 @@ class PlcSimulator:
         return answer.sequence, answer.error
 
     def _await_result(self, seq: int) -> PresentedView:
-        view = wait_view(self.plc, lambda v: v.presented is not None, self.timeout,
-                         f"Result Ready for trigger {seq}")
+        # the notified view may still show the result acknowledged before this trigger: wait for this one's
+        view = wait_view(self.plc, lambda v: v.presented is not None and v.presented.sequence >= seq,
+                         self.timeout, f"Result Ready for trigger {seq}", reported=True)
         assert view.presented is not None
         if view.presented.sequence != seq:
             self._problem(f"presented result {view.presented.sequence}, expected {seq}")
