@@ -215,6 +215,27 @@ def test_dataset_tiles_cuts_good_frames_as_the_station_will(tmp_path, samples):
     assert res.exit_code == 2 and "--overlap: overlap 1.5 is outside" in res.output
 
 
+def test_dataset_tiles_never_overwrites_tiles(tmp_path, samples):
+    """Two frames with one stem (f.png, f.jpg) give tiles of their own; cutting again into the same folder at
+    another tile size is refused before anything is written, instead of mixing the old scale's leftover tiles
+    with the new ones for `inspection train`."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    image = np.tile(cv2.imread(str(samples / "flange" / "test" / "good" / "001.png"))[:, :, ::-1], (2, 2, 1))
+    save_image(frames / "f.png", image)  # 512 x 512
+    cv2.imwrite(str(frames / "f.jpg"), image[:, :, ::-1])
+    out = tmp_path / "tiles"
+    res = CliRunner().invoke(app, ["dataset", "tiles", "--frames", str(frames), "--out", str(out), "--tile-px", "256",
+                                   "--overlap", "0.25"])
+    assert res.exit_code == 0 and "wrote 18 tiles of 2 frame(s)" in res.output, res.output
+    assert len(list(out.iterdir())) == 18
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    res = CliRunner().invoke(app, ["dataset", "tiles", "--frames", str(frames), "--out", str(out), "--tile-px", "128",
+                                   "--overlap", "0.25"])
+    assert res.exit_code == 2 and "already holds" in res.output and "frames_f_t000.png" in res.output, res.output
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
 @pytest.mark.parametrize(("tile_px", "error"), [(512, "INSPECTION_FAILED"), (128, "NONE")])
 def test_a_triggered_station_answers_every_trigger_whether_the_mapping_fits_or_not(tmp_path, tile_px, error):
     """256x256 simulated frames: 512-px tiles do not fit (an error result naming the key, the station stays

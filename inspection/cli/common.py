@@ -73,6 +73,23 @@ def mapping_from_options(mode: str, roi: str | None, tile_px: int | None, overla
         raise fail("; ".join(problems)) from None
 
 
+def output_stems(paths: list[Path]) -> list[str]:
+    """One distinct output name per input: the file's stem, prefixed by its folder where stems repeat."""
+    counts: dict[str, int] = {}
+    for p in paths:
+        counts[p.stem] = counts.get(p.stem, 0) + 1
+    stems, used = [], set()
+    for p in paths:
+        stem = p.stem if counts[p.stem] == 1 else f"{p.parent.name}_{p.stem}"
+        candidate, n = stem, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{stem}_{n}"
+        used.add(candidate)
+        stems.append(candidate)
+    return stems
+
+
 def default_model() -> Path:
     """The one default model of every command: the shipped demo flange model (see README)."""
     from inspection.model.shipped import default_model_path

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from inspection.cli.common import EXIT_FILE_ERRORS, fail, mapping_from_options, parse_size
+from inspection.cli.common import EXIT_FILE_ERRORS, fail, mapping_from_options, output_stems, parse_size
 
 app = typer.Typer(help="Synthetic production-line datasets (MVTec AD layout).", no_args_is_help=True)
 
@@ -57,7 +57,7 @@ def dataset_tiles(
         raise fail(f"--frames {frames}: not a folder of images")
     out.mkdir(parents=True, exist_ok=True)
     written, errors = 0, []
-    for p in paths:
+    for p, stem in zip(paths, output_stems(paths), strict=True):  # one name per frame, even where stems repeat
         try:
             image = load_image(p)
             views = plan_views(mapping, image.shape[:2], model_hw).views
@@ -65,8 +65,12 @@ def dataset_tiles(
             errors.append(str(exc) if str(p) in str(exc) else f"{p}: {exc}")
             typer.secho(f"ERROR {errors[-1]}", fg=typer.colors.YELLOW, err=True)
             continue
-        for i, v in enumerate(views):
-            save_image(out / f"{p.stem}_t{i:03d}.png", image[v.slices])
+        names = [out / f"{stem}_t{i:03d}.png" for i in range(len(views))]
+        if taken := next((n for n in names if n.exists()), None):  # an earlier cut: keep scales apart
+            raise fail(f"--out {out} already holds {taken.name} (tiles of an earlier run?); give an empty or new "
+                       f"folder, so that `inspection train` does not mix tiles of two cuts")
+        for name, v in zip(names, views, strict=True):
+            save_image(name, image[v.slices])
         written += len(views)
     typer.echo(f"wrote {written} tiles of {len(paths) - len(errors)} frame(s) to {out}")
     if errors:

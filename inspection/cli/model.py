@@ -14,6 +14,7 @@ from inspection.cli.common import (
     default_model,
     fail,
     mapping_from_options,
+    output_stems,
     parse_size,
     report_file_errors,
 )
@@ -160,23 +161,6 @@ def _expand_inputs(items: list[Path]) -> tuple[list[Path], list[str]]:
     return paths, errors
 
 
-def _output_stems(paths: list[Path]) -> list[str]:
-    """One distinct output name per input: the file's stem, prefixed by its folder where stems repeat."""
-    counts: dict[str, int] = {}
-    for p in paths:
-        counts[p.stem] = counts.get(p.stem, 0) + 1
-    stems, used = [], set()
-    for p in paths:
-        stem = p.stem if counts[p.stem] == 1 else f"{p.parent.name}_{p.stem}"
-        candidate, n = stem, 1
-        while candidate in used:
-            n += 1
-            candidate = f"{stem}_{n}"
-        used.add(candidate)
-        stems.append(candidate)
-    return stems
-
-
 def inspect(
     images: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
     out: Annotated[Path, typer.Option(help="Folder for one JSON and one overlay PNG per image.")],
@@ -203,7 +187,7 @@ def inspect(
     paths, errors = _expand_inputs(images)
     out.mkdir(parents=True, exist_ok=True)
     counts = {"PASS": 0, "FAIL": 0}
-    for path, stem in zip(paths, _output_stems(paths), strict=True):
+    for path, stem in zip(paths, output_stems(paths), strict=True):
         try:
             image = load_image(path)
         except InspectionError as exc:
