@@ -273,6 +273,24 @@ def line(row: dict) -> str:
     return f"{row['preset']:9s} {row['scoring']:38s} img {row['image']:.4f} pix {row['pixel']:.4f} {cats} | {kinds}"
 
 
+def table(path: Path, names: list[str]) -> str:
+    """The recorded lines (the last per preset, split and scoring; only ``names`` if given) as Markdown."""
+    rows = {(r["preset"], r.get("split", "validation"), r["scoring"]): r
+            for r in map(json.loads, path.read_text().splitlines())}
+    cats = list(next(iter(rows.values()))["categories"])
+    kinds = ("stain", "ds_stain", "pit")
+    out = ["| preset | scoring | mean image AUROC | mean pixel AUROC | " + " | ".join(cats) + " (image) | "
+           + " | ".join(f"{k} image / pixel" for k in kinds) + " |", "|---|---|---|---|" + "---|" * (len(cats) + 3)]
+    for (preset, split, name), r in rows.items():
+        if names and not any(n == name for n in names):
+            continue
+        label = preset if split == "validation" else f"{preset} ({split})"
+        out.append(f"| {label} | {name} | {r['image']:.4f} | {r['pixel']:.4f} | "
+                   + " | ".join(f"{r['categories'][c]['image']:.3f}" for c in cats) + " | "
+                   + " | ".join(f"{r['kinds'][k]['image']:.3f} / {r['kinds'][k]['pixel']:.3f}" for k in kinds) + " |")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--presets", default="balanced,fast")
@@ -282,7 +300,11 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="only the matched-filter check per preset")
     parser.add_argument("--split", choices=["validation", "test"], default="validation",
                         help="score on the test split (only to confirm what validation showed)")
+    parser.add_argument("--table", action="store_true", help="print the recorded lines as a Markdown table")
     args = parser.parse_args()
+    if args.table:
+        print(table(args.out, [w for w in args.variants.split(";") if w]))
+        return
     head_study.SPLIT = args.split
     wanted = [w for w in args.variants.split(";") if w]
     chosen = [s for s in SCORINGS if not wanted or any(w in s.name for w in wanted)]
