@@ -9,6 +9,11 @@ smoothing at several scales, each branch standardised by statistics of the held-
 score = max over branches of each branch's maximum; pixel AUROC on the maps upsampled to 256 px.
 
     python benchmarks/scale_study.py [--presets balanced,fast] [--categories a,b] [--variants a;b]
+        [--split test] [--check] [--table]
+
+``--check`` prints the matched-filter check (how much smoothing lowers the good maps' noise against how much
+it lowers each defect kind's peak); ``--table`` the recorded lines as Markdown. Results: the subsection
+"Multi-scale scoring for large soft defects" of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
