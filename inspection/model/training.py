@@ -139,6 +139,13 @@ def dataset_digest(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
+def feature_batch(config: TrainConfig) -> int:
+    """Images per backbone call: ``batch_size`` at 256x256, fewer for larger inputs (the same pixels per
+    call), so that the runtime's working memory does not grow with the input size."""
+    h, w = config.input_size
+    return max(1, round(config.batch_size * 256 * 256 / (h * w)))
+
+
 def extract_pooled(session: ort.InferenceSession, images: np.ndarray, batch: int, progress: bool,
                    bar: type[tqdm] = tqdm) -> tuple[np.ndarray, np.ndarray]:
     p8s, p16s = [], []
@@ -307,7 +314,8 @@ def train(good_dir: str | Path, out: str | Path, config: TrainConfig, calib_good
     backbone = onnx.load(str(backbone_path()))
     features = ort.InferenceSession(feature_graph(backbone, config.input_size).SerializeToString(),
                                     session_options(config.threads), providers=["CPUExecutionProvider"])
-    p8, p16 = extract_pooled(features, sets.bank.images, config.batch_size, config.progress, config.bar)
+    p8, p16 = extract_pooled(features, sets.bank.images, feature_batch(config), config.progress, config.bar)
+    del features  # its arena (most of the peak memory at 384 px) is freed before the head is fitted
     seconds["features"] = time.perf_counter() - t
 
     t = time.perf_counter()
