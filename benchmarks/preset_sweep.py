@@ -7,18 +7,21 @@ Extends `benchmarks/backbone_study.py` (its Line, cached features, study and sco
   with a *random* head of the right shape (bank size, k, whitening, position statistics, border): the cost
   does not depend on the values, so the budget can be checked before fitting anything. All graphs are timed
   interleaved round by round at 1 thread (wall and process-CPU time, /proc/loadavg before and after);
+  ``--fitted CATEGORY`` also times each line with the head fitted on that category, to check that claim;
 - the accuracy lines (``--lines``, substrings; default all) fitted with the training code (`fit_head`). The
   greedy coreset is incremental (each step adds the row farthest from the chosen ones, the size only says
   when to stop), so one selection of the largest bank of a category and input size serves the smaller banks
   as its prefix (``--check-prefix`` verifies this against an unshared selection);
 - ``--train-time``: `inspection.model.training.train` on a category's 160 train/good images (its real path:
   read, features, coreset, position statistics, calibration), seconds per step;
-- ``--table``: the Markdown table (accuracy lines joined with the last latency row of the same name).
+- ``--table``: the Markdown table (accuracy lines joined with the last latency row of the same name, from
+  ``--out`` and the ``preset_sweep_latency*.jsonl`` beside it; CPU p90 also scaled to the quiet machine by
+  the `accurate` preset's line timed in the same run).
 
     python benchmarks/preset_sweep.py --quick-latency [--lines ...] [--runs 30 --repeats 5]
     python benchmarks/preset_sweep.py [--lines "288 px;320 px"] [--categories a,b] [--split test]
     python benchmarks/preset_sweep.py --train-time --lines "..." [--categories wood]
-    python benchmarks/preset_sweep.py --table
+    python benchmarks/preset_sweep.py --table [--out benchmarks/results/preset_sweep.jsonl]
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def _line(size: int, bank: int, k: int) -> bs.Line:
 
 
 LINES = list({x.name: x for x in [_line(s, 1, 1) for s in (224, 256, 288, 320)]
-              + [_line(s, b, k) for s in (224, 256) for b in (256, 512, 1024) for k in (1, 3)]
+              + [_line(s, b, k) for s in (224, 256) for b in (256, 512, 1024, 2048) for k in (1, 3)]
               + [_line(s, b, k) for s in (256, 288, 320, 352, 384) for b in (1024, 2048, 3072, 4096)
                  for k in (1, 3)]}.values())
 
@@ -78,7 +81,9 @@ def _loadavg() -> list[float]:
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
 
-def _sessions(lines: list[bs.Line]) -> dict[str, tuple]:
+def _sessions(lines: list[bs.Line], fitted_cat: str | None) -> dict[str, tuple]:
+    """A session per line with a random head, and with ``fitted_cat`` also one per line with the head fitted
+    on that category (named ``<line> [fitted head]``), to check that the values do not change the cost."""
     import onnx
     import onnxruntime as ort
 
@@ -90,41 +95,44 @@ def _sessions(lines: list[bs.Line]) -> dict[str, tuple]:
     out = {}
     for line in lines:
         cfg = line.config()
-        head = random_head(line.size, cfg.bank_size, cfg.k_nearest)
-        session = ort.InferenceSession(inspection_graph(backbone, head).SerializeToString(), session_options(1),
-                                       providers=["CPUExecutionProvider"])
+        heads = {line.name: random_head(line.size, cfg.bank_size, cfg.k_nearest)}
+        if fitted_cat:
+            train, _ = bs.load_features("lite0", bs.BACKBONES, fitted_cat, line.size)
+            heads[f"{line.name} [fitted head]"] = training.fit_head(train.p8, train.p16, cfg)
         img = np.random.default_rng(1).integers(0, 256, (1, line.size, line.size, 3), dtype=np.uint8)
-        for _ in range(5):  # warm-up
-            session.run(None, {"image": img})
-        out[line.name] = (session, img)
+        for name, head in heads.items():
+            session = ort.InferenceSession(inspection_graph(backbone, head).SerializeToString(),
+                                           session_options(1), providers=["CPUExecutionProvider"])
+            for _ in range(5):  # warm-up
+                session.run(None, {"image": img})
+            out[name] = (session, img)
     return out
 
 
-def quick_latency(lines: list[bs.Line], runs: int, repeats: int, out: Path) -> None:
+def quick_latency(lines: list[bs.Line], runs: int, repeats: int, out: Path, fitted_cat: str | None = None) -> None:
     """Every line's graph (random head) ``runs`` times in turn, ``repeats`` rounds; per line the median over
     rounds of each round's wall and CPU p50 / p90."""
-    sessions = _sessions(lines)
-    per: dict[str, list[dict]] = {line.name: [] for line in lines}
+    sessions = _sessions(lines, fitted_cat)
+    per: dict[str, list[dict]] = {name: [] for name in sessions}
     loads = [_loadavg()]
     t0 = time.strftime("%H:%M", time.gmtime())
     for _ in range(repeats):
-        for line in lines:
-            session, img = sessions[line.name]
+        for name, (session, img) in sessions.items():
             wall, cpu = np.empty(runs), np.empty(runs)
             for i in range(runs):
                 t, c = time.perf_counter(), time.process_time()
                 session.run(None, {"image": img})
                 wall[i], cpu[i] = time.perf_counter() - t, time.process_time() - c
-            per[line.name].append({f"{n}{q}": float(np.percentile(v, q) * 1e3)
-                                   for n, v in (("p", wall), ("cpu_p", cpu)) for q in (50, 90)})
+            per[name].append({f"{n}{q}": float(np.percentile(v, q) * 1e3)
+                              for n, v in (("p", wall), ("cpu_p", cpu)) for q in (50, 90)})
         loads.append(_loadavg())
     when = f"{time.strftime('%Y-%m-%d', time.gmtime())} {t0}-{time.strftime('%H:%M', time.gmtime())} UTC"
-    for line in lines:
-        row = {"line": line.name, "latency": True, "random_head": True, "threads": 1, "runs": runs,
-               "repeats": repeats, "when": when, "isa": cpu_flags(),
+    for name in sessions:
+        row = {"line": name, "latency": True, "random_head": not name.endswith("[fitted head]"), "threads": 1,
+               "runs": runs, "repeats": repeats, "when": when, "isa": cpu_flags(),
                "load_average": [round(min(x[0] for x in loads), 2), round(max(x[0] for x in loads), 2)]}
-        row |= {f"{k}_ms": round(statistics.median(r[k] for r in per[line.name]), 2) for k in per[line.name][0]}
-        print(f"{line.name:32s} CPU p50 {row['cpu_p50_ms']:6.2f} p90 {row['cpu_p90_ms']:6.2f}  wall p50 "
+        row |= {f"{k}_ms": round(statistics.median(r[k] for r in per[name]), 2) for k in per[name][0]}
+        print(f"{name:45s} CPU p50 {row['cpu_p50_ms']:6.2f} p90 {row['cpu_p90_ms']:6.2f}  wall p50 "
               f"{row['p50_ms']:6.2f} p90 {row['p90_ms']:6.2f}  load {row['load_average']}", flush=True)
         with out.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
@@ -219,23 +227,37 @@ def train_time(lines: list[bs.Line], cats: list[str], out: Path) -> None:
 
 # -- table -------------------------------------------------------------------------------------------------------
 
-def table(path: Path) -> str:
-    acc: dict[str, dict] = {}
-    lat: dict[str, dict] = {}
-    for r in map(json.loads, path.read_text().splitlines()):
-        if r.get("latency"):
-            lat[r["line"]] = r
-        elif not r.get("train_time"):
-            acc[r["line"]] = r
-    head = ["| line | mean image AUROC | mean pixel AUROC | tissue | petals | CPU p90 ms | wall p90 ms | load |",
-            "|---|---|---|---|---|---|---|---|"]
-    names = [line.name for line in LINES if line.name in acc or line.name in lat]
-    for name in names:
+ACCURATE = "384 px, coreset 1,024, k=3"  # the accurate preset: the reference timed in every latency run
+ACCURATE_QUIET_P90_MS = 19.2  # its CPU p90 on the quiet machine (RESULTS.md, "Latency per preset", 13:16 UTC)
+
+
+def _latency_rows(paths: list[Path]) -> dict[str, dict]:
+    """The last random-head latency row per line over the files in order, with ``quiet_est``: its CPU p90
+    scaled by the accurate preset's quiet p90 over accurate's CPU p90 in the same run (same ``when``)."""
+    rows = [r for p in paths if p.exists() for r in map(json.loads, p.read_text().splitlines())
+            if r.get("latency") and r.get("random_head")]
+    ref = {r["when"]: r["cpu_p90_ms"] for r in rows if r["line"] == ACCURATE}
+    out = {}
+    for r in rows:
+        if r["when"] in ref:
+            r["quiet_est"] = r["cpu_p90_ms"] * ACCURATE_QUIET_P90_MS / ref[r["when"]]
+        out[r["line"]] = r
+    return out
+
+
+def table(path: Path, latency: list[Path]) -> str:
+    acc = {r["line"]: r for r in map(json.loads, path.read_text().splitlines())
+           if not r.get("latency") and not r.get("train_time")}
+    lat = _latency_rows([path, *latency])
+    head = ["| line | mean image AUROC | mean pixel AUROC | tissue (image / pixel) | petals (image / pixel) | "
+            "CPU p90 ms | wall p90 ms | load | CPU p90 scaled to quiet ms |", "|---|---|---|---|---|---|---|---|---|"]
+    for name in [line.name for line in LINES if line.name in acc or line.name in lat]:
         a, t = acc.get(name), lat.get(name)
         cells = [f"{a['image']:.4f}", f"{a['pixel']:.4f}",
                  *(f"{a['categories'][c]['image']:.3f} / {a['categories'][c]['pixel']:.3f}"
                    if c in a["categories"] else "-" for c in ("tissue", "petals"))] if a else ["-"] * 4
-        cells += [str(t["cpu_p90_ms"]), str(t["p90_ms"]), "{}-{}".format(*t["load_average"])] if t else ["-"] * 3
+        cells += [str(t["cpu_p90_ms"]), str(t["p90_ms"]), "{}-{}".format(*t["load_average"]),
+                  f"{t['quiet_est']:.1f}" if "quiet_est" in t else "-"] if t else ["-"] * 4
         head.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(head)
 
@@ -250,11 +272,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--train-time", action="store_true", help="time training.train per line and category")
+    parser.add_argument("--fitted", default=None, metavar="CATEGORY",
+                        help="with --quick-latency: each line also with the head fitted on this category")
     parser.add_argument("--check-prefix", action="store_true", help="check the shared greedy selections")
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
     if args.table:
-        print(table(args.out))
+        print(table(args.out, sorted(args.out.parent.glob("preset_sweep_latency*.jsonl"))))
         return
     wanted = [w for w in args.lines.split(";") if w]
     chosen = [line for line in LINES if not wanted or any(w[1:] == line.name if w.startswith("=") else w in line.name
@@ -267,7 +291,7 @@ def main() -> None:
     if args.check_prefix:
         print("prefix of the 2,048 selection equals the 1,024 one:", check_prefix(cats[0], 256, 1024, 2048))
     elif args.quick_latency:
-        quick_latency(chosen, args.runs, args.repeats, args.out)
+        quick_latency(chosen, args.runs, args.repeats, args.out, args.fitted)
     elif args.train_time:
         train_time(chosen, cats, args.out)
     else:
