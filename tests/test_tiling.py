@@ -24,7 +24,15 @@ from inspection.line.runner import LineRunner
 from inspection.model.metadata import read_metadata
 from inspection.model.runtime import InspectionModel
 from inspection.model.shipped import default_model_path
-from inspection.model.tiling import Box, FrameMapping, FrameMappingError, axis_starts, plan_views, stitch_max
+from inspection.model.tiling import (
+    Box,
+    FrameMapping,
+    FrameMappingError,
+    axis_starts,
+    border_band,
+    plan_views,
+    stitch_max,
+)
 from inspection.plant.records import StationState
 
 STATION = {"site": "p", "area": "a", "line": "l", "cell": "c", "station": "s"}
@@ -54,6 +62,38 @@ def test_stitching_takes_the_maximum_where_tiles_overlap():
     assert out.shape == (4, 6) and out.dtype == np.float32
     assert (out[:, :2] == 1).all() and (out[:, 4:] == 3).all()  # edges: only one tile each
     assert out[1, 2] == 5 and out[0, 2] == 3 and out[3, 3] == 3
+
+
+def _bordered_map(side: int, band: int, inside: float) -> np.ndarray:
+    m = np.zeros((side, side), np.float32)  # a model's map: 0 on its excluded border, good interiors below 0
+    m[band:side - band, band:side - band] = inside
+    return m
+
+
+def test_stitching_keeps_a_tiles_excluded_border_from_overriding_the_other_tiles_interior():
+    band = border_band(1)  # one border patch: 8 px of 0 and the 4 px blended into the first kept patch
+    assert band == 12 and border_band(0) == 0
+    views = (Box(0, 0, 64, 64), Box(32, 0, 64, 64))  # overlapping in columns 32-63
+    maps = np.stack([_bordered_map(64, 8, -1.0), _bordered_map(64, 8, -2.0)])
+    out = stitch_max(maps, views, (64, 96), band=band)
+    assert (out[12:52, 32:64] < 0).all()  # the overlap, away from the frame's outer band: no 0 seam
+    assert (out[12:52, 32:44] == -1).all() and (out[12:52, 56:64] == -2).all()  # each from the other's interior
+    assert (out[:8] == 0).all() and (out[:, :8] == 0).all() and (out[:, -8:] == 0).all()  # outer band: as before
+    old = stitch_max(maps, views, (64, 96))
+    assert (old[12:52, 56:64] == 0).all()  # without the band, tile 0's border drew a seam there
+    single = stitch_max(maps[:1], views[:1], (64, 64), band=band)
+    assert np.array_equal(single, maps[0])  # one view: its map unchanged, border included
+
+
+def test_stitched_tiles_of_a_bordered_model_have_no_seam_and_pass_when_nothing_is_above_threshold():
+    model = InspectionModel.load(default_model_path())
+    assert model.meta.head.border == 1
+    plan = plan_views(FrameMapping(mode="tiles", tile_px=256), (256, 448), model.input_size)
+    assert [v.x for v in plan.views] == [0, 192]
+    maps = np.stack([_bordered_map(256, 8, -0.5), _bordered_map(256, 8, -0.5)])
+    result = model.postprocess_views(plan, maps, np.array([-0.5, -0.5], np.float32))
+    assert (result.anomaly_map[12:244, 12:436] == -0.5).all()  # the seams at columns 192-199, 248-255: gone
+    assert result.verdict == "PASS" and result.regions == []
 
 
 def test_stitching_resizes_each_map_to_its_tile_and_fills_what_no_tile_covers():
