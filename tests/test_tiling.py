@@ -310,3 +310,25 @@ def test_calibrate_scores_whole_frames_with_the_mapping(tmp_path, samples):
     res = CliRunner().invoke(app, ["calibrate", "--model", str(model), "--good", str(good), "--frame-mapping",
                                    "roi"])
     assert res.exit_code == 2 and "--roi: mode 'roi' needs the rectangle" in res.output
+
+
+def test_calibrate_passes_max_batch_through_as_the_station_does(tmp_path, samples, monkeypatch):
+    good = samples / "flange" / "test" / "good"
+    models = {name: tmp_path / f"{name}.onnx" for name in ("one", "split")}
+    for path in models.values():
+        shutil.copy(default_model_path(), path)
+    calls: list[int] = []
+    run = InspectionModel.run
+    monkeypatch.setattr(InspectionModel, "run", lambda self, batch: calls.append(len(batch)) or run(self, batch))
+    tiles = ["--frame-mapping", "tiles", "--tile-px", "128", "--overlap", "0.25"]  # 9 tiles of a 256x256 frame
+    for name, extra in (("one", []), ("split", ["--max-batch", "4"])):
+        calls.clear()
+        res = CliRunner().invoke(app, ["calibrate", "--model", str(models[name]), "--good", str(good), "--quiet",
+                                       *tiles, *extra])
+        assert res.exit_code == 0, res.output
+        assert set(calls) == ({9} if name == "one" else {4, 1})  # 9 tiles: calls of 4, 4 and 1
+    one, split = (read_metadata(p) for p in models.values())
+    assert split.threshold == pytest.approx(one.threshold, rel=1e-5)
+    assert split.good_scores.max == pytest.approx(one.good_scores.max, rel=1e-5)
+    res = CliRunner().invoke(app, ["calibrate", "--model", str(models["one"]), "--good", str(good), "--max-batch", "4"])
+    assert res.exit_code == 2 and "--max-batch: only mode 'tiles' uses max_batch" in res.output
