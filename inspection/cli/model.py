@@ -220,14 +220,20 @@ def eval_(
     model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped demo model).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for eval.json and eval.md.")] = Path("eval-report"),
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    frame_mapping: FramesMode = "resize",
+    roi: FramesRoi = None,
+    tile_px: FramesTilePx = None,
+    overlap: FramesOverlap = 0.25,
+    max_batch: FramesMaxBatch = None,
 ) -> None:
     """Evaluate a model: image/pixel AUROC, AUPRO, F1 and confusion per defect kind."""
     from inspection.evaluation.evaluate import evaluate, to_markdown, write_reports
     from inspection.model.runtime import InspectionModel
 
+    mapping = mapping_from_options(frame_mapping, roi, tile_px, overlap, max_batch)
     try:
         m = InspectionModel.load(model or default_model())
-        report = evaluate(m, data, progress=not quiet)
+        report = evaluate(m, data, progress=not quiet, mapping=mapping)
     except (InspectionError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
     js, md = write_reports(report, out)
