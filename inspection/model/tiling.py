@@ -261,7 +261,7 @@ def stitch_max(maps: np.ndarray, views: tuple[Box, ...], frame_hw: tuple[int, in
     if edges is not None:
         inside = (slice(None), slice(None)) if area is None else area.slices
         c, e = canvas[inside], edges[inside]
-        np.copyto(c, e, where=np.isneginf(c) & ~np.isneginf(e))
+        np.copyto(c, e, where=np.isneginf(c))  # where no band lies either, both are -inf
     if area is None:
         np.copyto(canvas, np.float32(fill), where=np.isneginf(canvas))
     return canvas
