@@ -24,7 +24,15 @@ from inspection.line.runner import LineRunner
 from inspection.model.metadata import read_metadata
 from inspection.model.runtime import InspectionModel
 from inspection.model.shipped import default_model_path
-from inspection.model.tiling import Box, FrameMapping, FrameMappingError, axis_starts, plan_views, stitch_max
+from inspection.model.tiling import (
+    Box,
+    FrameMapping,
+    FrameMappingError,
+    axis_starts,
+    border_band,
+    plan_views,
+    stitch_max,
+)
 from inspection.plant.records import StationState
 
 STATION = {"site": "p", "area": "a", "line": "l", "cell": "c", "station": "s"}
@@ -54,6 +62,38 @@ def test_stitching_takes_the_maximum_where_tiles_overlap():
     assert out.shape == (4, 6) and out.dtype == np.float32
     assert (out[:, :2] == 1).all() and (out[:, 4:] == 3).all()  # edges: only one tile each
     assert out[1, 2] == 5 and out[0, 2] == 3 and out[3, 3] == 3
+
+
+def _bordered_map(side: int, band: int, inside: float) -> np.ndarray:
+    m = np.zeros((side, side), np.float32)  # a model's map: 0 on its excluded border, good interiors below 0
+    m[band:side - band, band:side - band] = inside
+    return m
+
+
+def test_stitching_keeps_a_tiles_excluded_border_from_overriding_the_other_tiles_interior():
+    band = border_band(1)  # one border patch: 8 px of 0 and the 4 px blended into the first kept patch
+    assert band == 12 and border_band(0) == 0
+    views = (Box(0, 0, 64, 64), Box(32, 0, 64, 64))  # overlapping in columns 32-63
+    maps = np.stack([_bordered_map(64, 8, -1.0), _bordered_map(64, 8, -2.0)])
+    out = stitch_max(maps, views, (64, 96), band=band)
+    assert (out[12:52, 32:64] < 0).all()  # the overlap, away from the frame's outer band: no 0 seam
+    assert (out[12:52, 32:44] == -1).all() and (out[12:52, 56:64] == -2).all()  # each from the other's interior
+    assert (out[:8] == 0).all() and (out[:, :8] == 0).all() and (out[:, -8:] == 0).all()  # outer band: as before
+    old = stitch_max(maps, views, (64, 96))
+    assert (old[12:52, 56:64] == 0).all()  # without the band, tile 0's border drew a seam there
+    single = stitch_max(maps[:1], views[:1], (64, 64), band=band)
+    assert np.array_equal(single, maps[0])  # one view: its map unchanged, border included
+
+
+def test_stitched_tiles_of_a_bordered_model_have_no_seam_and_pass_when_nothing_is_above_threshold():
+    model = InspectionModel.load(default_model_path())
+    assert model.meta.head.border == 1
+    plan = plan_views(FrameMapping(mode="tiles", tile_px=256), (256, 448), model.input_size)
+    assert [v.x for v in plan.views] == [0, 192]
+    maps = np.stack([_bordered_map(256, 8, -0.5), _bordered_map(256, 8, -0.5)])
+    result = model.postprocess_views(plan, maps, np.array([-0.5, -0.5], np.float32))
+    assert (result.anomaly_map[12:244, 12:436] == -0.5).all()  # the seams at columns 192-199, 248-255: gone
+    assert result.verdict == "PASS" and result.regions == []
 
 
 def test_stitching_resizes_each_map_to_its_tile_and_fills_what_no_tile_covers():
@@ -270,3 +310,25 @@ def test_calibrate_scores_whole_frames_with_the_mapping(tmp_path, samples):
     res = CliRunner().invoke(app, ["calibrate", "--model", str(model), "--good", str(good), "--frame-mapping",
                                    "roi"])
     assert res.exit_code == 2 and "--roi: mode 'roi' needs the rectangle" in res.output
+
+
+def test_calibrate_passes_max_batch_through_as_the_station_does(tmp_path, samples, monkeypatch):
+    good = samples / "flange" / "test" / "good"
+    models = {name: tmp_path / f"{name}.onnx" for name in ("one", "split")}
+    for path in models.values():
+        shutil.copy(default_model_path(), path)
+    calls: list[int] = []
+    run = InspectionModel.run
+    monkeypatch.setattr(InspectionModel, "run", lambda self, batch: calls.append(len(batch)) or run(self, batch))
+    tiles = ["--frame-mapping", "tiles", "--tile-px", "128", "--overlap", "0.25"]  # 9 tiles of a 256x256 frame
+    for name, extra in (("one", []), ("split", ["--max-batch", "4"])):
+        calls.clear()
+        res = CliRunner().invoke(app, ["calibrate", "--model", str(models[name]), "--good", str(good), "--quiet",
+                                       *tiles, *extra])
+        assert res.exit_code == 0, res.output
+        assert set(calls) == ({9} if name == "one" else {4, 1})  # 9 tiles: calls of 4, 4 and 1
+    one, split = (read_metadata(p) for p in models.values())
+    assert split.threshold == pytest.approx(one.threshold, rel=1e-5)
+    assert split.good_scores.max == pytest.approx(one.good_scores.max, rel=1e-5)
+    res = CliRunner().invoke(app, ["calibrate", "--model", str(models["one"]), "--good", str(good), "--max-batch", "4"])
+    assert res.exit_code == 2 and "--max-batch: only mode 'tiles' uses max_batch" in res.output

@@ -4,7 +4,7 @@ one default model."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -47,10 +47,23 @@ def int_list(text: str, what: str) -> list[int]:
 
 # inspection.schema.FrameMappingMode, spelled here so that importing the CLI loads no pydantic model module
 FrameMode = Literal["resize", "roi", "tiles"]
-_OPTION_OF = {"mode": "--frame-mapping", "roi": "--roi", "tile_px": "--tile-px", "overlap": "--overlap"}
+_OPTION_OF = {"mode": "--frame-mapping", "roi": "--roi", "tile_px": "--tile-px", "overlap": "--overlap",
+              "max_batch": "--max-batch"}
+
+# The options of a command whose images are whole frames scored as a station with that [frame_mapping] scores
+# them (calibrate, eval): one spelling, parsed by mapping_from_options
+FramesMode = Annotated[FrameMode, typer.Option(help="roi or tiles: the images are whole frames, scored as a "
+                                               "station with this frame mapping scores them.")]
+FramesRoi = Annotated[str | None, typer.Option(help="As for inspect: X,Y,WIDTH,HEIGHT.")]
+FramesTilePx = Annotated[int | None, typer.Option(help="As for inspect: a tile's width in frame pixels.")]
+FramesOverlap = Annotated[float, typer.Option(help="As for inspect: tiles' least overlap.")]
+FramesMaxBatch = Annotated[int | None, typer.Option(help="tiles: at most this many tiles per model call (the "
+                                                    "station's max_batch; bounds the memory); default: all "
+                                                    "tiles of a frame in one call.")]
 
 
-def mapping_from_options(mode: str, roi: str | None, tile_px: int | None, overlap: float) -> FrameMapping:
+def mapping_from_options(mode: str, roi: str | None, tile_px: int | None, overlap: float,
+                         max_batch: int | None = None) -> FrameMapping:
     """The FrameMapping the options describe; a bad one exits 2 naming the option."""
     from pydantic import ValidationError
 
@@ -63,7 +76,7 @@ def mapping_from_options(mode: str, roi: str | None, tile_px: int | None, overla
             raise fail(f"--roi {roi!r}: give X,Y,WIDTH,HEIGHT in whole pixels, like 400,300,1600,1200")
         box = dict(zip(("x", "y", "width", "height"), (int(p) for p in parts), strict=True))
     try:
-        return FrameMapping(mode=mode, roi=box, tile_px=tile_px, overlap=overlap)
+        return FrameMapping(mode=mode, roi=box, tile_px=tile_px, overlap=overlap, max_batch=max_batch)
     except ValidationError as exc:
         problems = []
         for e in exc.errors():

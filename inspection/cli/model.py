@@ -11,6 +11,11 @@ import typer
 from inspection.cli.common import (
     EXIT_FILE_ERRORS,
     FrameMode,
+    FramesMaxBatch,
+    FramesMode,
+    FramesOverlap,
+    FramesRoi,
+    FramesTilePx,
     default_model,
     fail,
     mapping_from_options,
@@ -119,16 +124,16 @@ def calibrate(
     policy: Annotated[Policy, typer.Option(help="frr or f1 (needs --defects).")] = "frr",
     out: Annotated[Path | None, typer.Option(help="Write here instead of updating the model in place.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
-    frame_mapping: Annotated[FrameMode, typer.Option(help="roi or tiles: the images are whole frames, scored "
-                             "as a station with this mapping scores them.")] = "resize",
-    roi: Annotated[str | None, typer.Option(help="As for inspect: X,Y,WIDTH,HEIGHT.")] = None,
-    tile_px: Annotated[int | None, typer.Option(help="As for inspect: a tile's width in frame pixels.")] = None,
-    overlap: Annotated[float, typer.Option(help="As for inspect: tiles' least overlap.")] = 0.25,
+    frame_mapping: FramesMode = "resize",
+    roi: FramesRoi = None,
+    tile_px: FramesTilePx = None,
+    overlap: FramesOverlap = 0.25,
+    max_batch: FramesMaxBatch = None,
 ) -> None:
     """Set a model's threshold again from held-out images, without retraining."""
     from inspection.model.training import recalibrate
 
-    mapping = mapping_from_options(frame_mapping, roi, tile_px, overlap)
+    mapping = mapping_from_options(frame_mapping, roi, tile_px, overlap, max_batch)
     try:
         c, report, errors = recalibrate(model, good, defects, target_frr, policy, out, progress=not quiet,
                                         mapping=mapping)
@@ -215,14 +220,20 @@ def eval_(
     model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped demo model).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for eval.json and eval.md.")] = Path("eval-report"),
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    frame_mapping: FramesMode = "resize",
+    roi: FramesRoi = None,
+    tile_px: FramesTilePx = None,
+    overlap: FramesOverlap = 0.25,
+    max_batch: FramesMaxBatch = None,
 ) -> None:
     """Evaluate a model: image/pixel AUROC, AUPRO, F1 and confusion per defect kind."""
     from inspection.evaluation.evaluate import evaluate, to_markdown, write_reports
     from inspection.model.runtime import InspectionModel
 
+    mapping = mapping_from_options(frame_mapping, roi, tile_px, overlap, max_batch)
     try:
         m = InspectionModel.load(model or default_model())
-        report = evaluate(m, data, progress=not quiet)
+        report = evaluate(m, data, progress=not quiet, mapping=mapping)
     except (InspectionError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
     js, md = write_reports(report, out)

@@ -15,8 +15,9 @@ import onnxruntime as ort
 
 from inspection.errors import ModelError
 from inspection.imaging import load_image_converted, to_rgb8
+from inspection.model.graph import STRIDE
 from inspection.model.metadata import ModelMetadata, from_props
-from inspection.model.tiling import FrameMapping, ViewPlan, plan_views, resize_to, stitch_max, view_batch
+from inspection.model.tiling import FrameMapping, ViewPlan, border_band, plan_views, resize_to, stitch_max, view_batch
 from inspection.results.inspection import Inspection
 from inspection.results.regions import find_regions
 from inspection.schema import FrameArea, FrameMappingInfo, ModelInfo, Region, StageTimings
@@ -125,8 +126,10 @@ class InspectionModel:
 
     def postprocess_views(self, plan: ViewPlan, maps: np.ndarray, scores: np.ndarray) -> Inspection:
         """Verdict, regions and the stitched frame-sized map from the graph outputs of a plan's views (N maps
-        (N, h, w), scores (N,)): the score is the views' maximum, regions are found on the stitched map."""
-        full = stitch_max(maps, plan.views, plan.frame_hw, area=plan.area)
+        (N, h, w), scores (N,)): the score is the views' maximum, regions are found on the stitched map (where
+        views overlap, a view's excluded border never overrides another's interior)."""
+        full = stitch_max(maps, plan.views, plan.frame_hw, area=plan.area,
+                          band=border_band(self.meta.head.border, STRIDE))
         regions = find_regions(full, self.threshold)
         return self._judged(float(np.max(scores)), full, regions, plan.describe())
 

@@ -16,7 +16,10 @@ Modes (:class:`FrameMapping`, the station TOML's ``[frame_mapping]`` and the opt
 Tile positions along an axis of length L with tile side t: n = ceil((L - t) / (t (1 - overlap))) + 1 tiles,
 the first at 0 and the last ending at L, the others spread evenly between (so the real overlap is at least
 the one asked for, and sizes that are not multiples of the stride need no padding). Outside the inspected
-area (an ROI) the stitched map is 0, the value the model gives its own excluded border.
+area (an ROI) the stitched map is 0, the value the model gives its own excluded border. A tile's excluded
+border (``border`` patches of the head, set to 0 in its map) is no measurement: where tiles overlap it never
+overrides the other tile's interior, which is often below 0 (the maximum would otherwise draw 0-valued seams
+along the tile edges); only where no interior reaches (the frame's outer band) does the map keep that 0.
 
 Shapes: frame (H, W, 3) uint8; :class:`Box` (x, y, width, height) in frame pixels; the batch (N, h, w, 3)
 uint8 at the model's input (h, w); the graph's maps (N, h, w) float32; the stitched map (H, W) float32.
@@ -206,22 +209,59 @@ def view_batch(image: np.ndarray, plan: ViewPlan, model_hw: tuple[int, int]) -> 
     return np.stack([resize_to(image[v.slices], model_hw) for v in plan.views])
 
 
+def border_band(border_patches: int, stride: int = 8) -> int:
+    """Map pixels (at the model's input) at each edge of a model's map that its excluded border of
+    ``border_patches`` patches reaches: the border patches (0) and the half patch the bilinear upsampling
+    (half-pixel coordinates) blends them into the first kept patch; 0 without a border."""
+    return stride * border_patches + stride // 2 if border_patches > 0 else 0
+
+
+def _band_in_box(band: int, map_side: int, box_side: int) -> int:
+    """The band of ``band`` map pixels in a box side of ``box_side`` pixels: every box pixel whose bilinear
+    (half-pixel) source reaches into the band, at most half the side."""
+    if band <= 0:
+        return 0
+    return min(math.ceil((band + 0.5) * box_side / map_side - 0.5), box_side // 2)
+
+
+def _edge_strips(b_h: int, b_w: int, h: int, w: int) -> tuple[tuple[slice, slice], ...]:
+    return ((slice(0, b_h), slice(0, w)), (slice(h - b_h, h), slice(0, w)),
+            (slice(0, h), slice(0, b_w)), (slice(0, h), slice(w - b_w, w)))
+
+
 def stitch_max(maps: np.ndarray, views: tuple[Box, ...], frame_hw: tuple[int, int], fill: float = 0.0,
-               area: Box | None = None) -> np.ndarray:
+               area: Box | None = None, band: int = 0) -> np.ndarray:
     """(H, W) float32: each map (N, h, w) resized (bilinear) to its view's box and placed there, the maximum
     where views overlap; ``fill`` where no view lies. ``area``: a box the views are known to cover (a plan's
-    area), which spares a pass over the frame to find what they left uncovered."""
+    area), which spares a pass over the frame to find what they left uncovered.
+
+    ``band`` (:func:`border_band`): map pixels at each edge of a map that the model's excluded border reaches
+    (its value there is 0, not a measurement). Such a band never overrides another view's interior where
+    they overlap (it counts as -inf for the maximum); a pixel that only bands cover keeps their maximum, as
+    a single view's map does."""
     if len(maps) != len(views):
         raise ValueError(f"{len(maps)} maps for {len(views)} views")
     whole = area is not None and (area.x, area.y, area.width, area.height) == (0, 0, frame_hw[1], frame_hw[0])
     canvas = np.full(frame_hw, -np.inf if whole or area is None else fill, np.float32)
     if area is not None and not whole:
         canvas[area.slices] = -np.inf
+    edges = np.full(frame_hw, -np.inf, np.float32) if band > 0 else None
     for m, v in zip(maps, views, strict=True):
         up = m if m.shape == (v.height, v.width) else cv2.resize(m, (v.width, v.height),
                                                                    interpolation=cv2.INTER_LINEAR)
+        if edges is not None:
+            b_h, b_w = _band_in_box(band, m.shape[0], v.height), _band_in_box(band, m.shape[1], v.width)
+            up = up.copy() if up is m else up
+            for ys, xs in _edge_strips(b_h, b_w, v.height, v.width):
+                target = edges[v.slices][ys, xs]
+                np.maximum(target, up[ys, xs], out=target)
+                up[ys, xs] = -np.inf
         target = canvas[v.slices]
         np.maximum(target, up, out=target)
+    if edges is not None:
+        inside = (slice(None), slice(None)) if area is None else area.slices
+        c, e = canvas[inside], edges[inside]
+        np.copyto(c, e, where=np.isneginf(c))  # where no band lies either, both are -inf
     if area is None:
         np.copyto(canvas, np.float32(fill), where=np.isneginf(canvas))
     return canvas
