@@ -166,10 +166,10 @@ def test_position_statistics_from_a_subset_of_the_bank_images():
 
 
 def test_preset_input_size_and_command_line_overrides():
-    """`accurate` trains at 384x384 unless --input-size says otherwise; the other presets keep 256."""
+    """`accurate` trains at 352x352 unless --input-size says otherwise; the other presets keep 256."""
     from inspection.cli.model import _preset_with_overrides
 
-    assert _preset_with_overrides("accurate", {})["input_size"] == (384, 384)
+    assert _preset_with_overrides("accurate", {})["input_size"] == (352, 352)
     assert _preset_with_overrides("accurate", {"input_size": (256, 320)})["input_size"] == (256, 320)
     balanced = _preset_with_overrides("balanced", {"input_size": None, "k_nearest": 5})
     assert "input_size" not in balanced and balanced["k_nearest"] == 5 and balanced["border"] == 1

@@ -52,7 +52,8 @@ def train(
     input_size: Annotated[str | None, typer.Option(help="Model input HxW (multiples of 16), e.g. 256 or 256x320 "
                                                         "(default: the preset's).")] = None,
     preset: Annotated[str, typer.Option(help="fast (one Gaussian), balanced (whitened bank of 1024, 3 nearest) "
-                                             "or accurate (balanced at 384x384); options given below override it.")]
+                                             "or accurate (bank of 1024, the nearest, at 352x352); options given "
+                                             "below override it.")]
     = "balanced",
     bank_size: Annotated[int | None, typer.Option(help="Memory-bank entries (coreset size; 1 with whitening = "
                                                        "one Gaussian).")] = None,
