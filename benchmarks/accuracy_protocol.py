@@ -75,19 +75,26 @@ def synthetic_line() -> Path:
     return root
 
 
+# Linux keeps a process's peak RSS across exec, and a forked child starts with its parent's: the peak of
+# `inspection train` forked straight from this (large) process would be at least this process's RSS. So a
+# small launcher runs it and reports the peak of its own child, which it forked when it was small.
+_LAUNCHER = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+
+
 def train(good: Path, out: Path, preset: str) -> dict:
-    """`inspection train` in its own process: wall seconds and that process's peak RSS."""
+    """`inspection train` in its own process: wall seconds and that process's own peak RSS."""
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "inspection.cli", "train", "--good", str(good), "--out", str(out),
            "--preset", preset, "--quiet"]
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], capture_output=True, text=True,
+                          env=os.environ.copy())
     seconds = time.perf_counter() - t
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {stderr}")
-    return {"train_s": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr}")
+    peak_kb = int(proc.stderr.strip().splitlines()[-1])
+    return {"train_s": round(seconds, 2), "peak_rss_mb": round(peak_kb / 1024, 1),
             "train_images": len(list_images(good))}
 
 
