@@ -128,7 +128,8 @@ def _start_demo_service(port: int, db: str, workdir: Path) -> subprocess.Popen:
 
     service = subprocess.Popen([sys.executable, "-m", "inspection.cli", "serve", "--insecure-local", "--port",
                                 str(port), "--database-url", db, "--image-dir", str(workdir / "service-images"),
-                                "--stale-seconds", "5"])
+                                "--stale-seconds", "5"],
+                               start_new_session=True)  # Ctrl-C stops the line first: it drains into the service
     deadline = time.monotonic() + 30
     while True:
         try:
