@@ -219,15 +219,14 @@ def evaluate(model: InspectionModel, data: str | Path, progress: bool = True, ba
     """The report of ``model`` on ``data``; ``mapping`` (roi or tiles): the test images are whole frames,
     scored and mapped as a station with it does (see the module docstring)."""
     data = Path(data)
-    frames = mapping is not None and mapping.mode != "resize"
-    if mapping is not None and frames:
-        loaded, maps, score_list = _run_frames(model, data, mapping, progress)
+    frames = mapping if mapping is not None and mapping.mode != "resize" else None
+    if frames is not None:
+        loaded, maps, score_list = _run_frames(model, data, frames, progress)
     else:
         loaded = _load_test_set(data, model.input_size, progress)
+        maps, score_list = _run_resized(model, loaded, batch, progress) if loaded.samples else ([], [])
     if not loaded.samples:
         raise DatasetError(f"{data}: no readable test images" + (" (or none the frame mapping fits)" if frames else ""))
-    if not frames:
-        maps, score_list = _run_resized(model, loaded, batch, progress)
     scores = np.array(score_list)
     kinds = np.array([s.kind for s in loaded.samples])
     labels = kinds != "good"
@@ -244,7 +243,7 @@ def evaluate(model: InspectionModel, data: str | Path, progress: bool = True, ba
                            [snrs[i] for i in sel], flag)
         (per_kind if flag is None else per_subtlety).append(metrics)
     return EvalReport(model=model.path, model_name=model.info.name, model_version=model.info.version,
-                      data=str(data), frame_mapping=mapping.model_dump(mode="json") if frames and mapping else None,
+                      data=str(data), frame_mapping=frames.model_dump(mode="json") if frames else None,
                       threshold=t, good_images=int((~labels).sum()),
                       defect_images=int(labels.sum()), overall=overall, per_kind=per_kind,
                       per_kind_subtlety=per_subtlety, false_reject_rate=overall.false_reject_rate or 0.0,
