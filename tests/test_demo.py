@@ -13,6 +13,17 @@ import pytest
 from service_support import free_port
 
 
+def _ten_results(base: str) -> list[dict]:
+    """The service's newest results once it holds at least 10 (the demo line delivers them); fails after 60 s."""
+    deadline, items = time.monotonic() + 60, []
+    while time.monotonic() < deadline and len(items) < 10:
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            items = httpx.get(f"{base}/api/v1/results", params={"limit": 50}, timeout=2).json().get("items", [])
+        time.sleep(0.5)
+    assert len(items) >= 10, "the demo line delivered no results"
+    return items
+
+
 @pytest.mark.slow
 def test_demo_runs_the_whole_line_on_localhost(tmp_path):
     port = free_port()
@@ -21,13 +32,7 @@ def test_demo_runs_the_whole_line_on_localhost(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        items = []
-        while time.monotonic() < deadline and len(items) < 10:
-            with contextlib.suppress(httpx.HTTPError, ValueError):
-                items = httpx.get(f"{base}/api/v1/results", params={"limit": 50}, timeout=2).json().get("items", [])
-            time.sleep(0.5)
-        assert len(items) >= 10, "the demo line delivered no results"
+        items = _ten_results(base)
         assert items[0]["station"]["station"] == "station1" and items[0]["model"]["name"] == "demo_flange"
         page = httpx.get(base + "/")
         assert page.status_code == 200 and "STALE" in page.text and '"needsToken": false' in page.text
@@ -51,13 +56,7 @@ def test_ctrl_c_stops_the_line_before_the_service_so_every_result_is_delivered(t
                              "--workdir", str(workdir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     try:
-        deadline, items = time.monotonic() + 60, []
-        while time.monotonic() < deadline and len(items) < 10:
-            with contextlib.suppress(httpx.HTTPError, ValueError):
-                items = httpx.get(f"http://127.0.0.1:{port}/api/v1/results", params={"limit": 20},
-                                  timeout=2).json().get("items", [])
-            time.sleep(0.5)
-        assert len(items) >= 10, "the demo line delivered no results"
+        _ten_results(f"http://127.0.0.1:{port}")
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         out, _ = proc.communicate(timeout=90)
